@@ -1,0 +1,1 @@
+"""Detector of AI-generated sneaker images."""

@@ -1,0 +1,35 @@
+"""What an entry of a source folder is before anything is decoded: junk, a link, or a candidate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+FETCH_REPORT = "_fetch.json"  # what fetch refused, beside the source folders in data/raw
+JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"}
+
+
+def classify_entry(root: Path, path: Path) -> dict[str, str]:
+    """Status, reason and detail for one entry under root (root must be resolved)."""
+    parts = PurePosixPath(path.relative_to(root).as_posix()).parts
+    junk = next((p for p in parts if p in JUNK_NAMES), None)
+    if junk:
+        return {"status": "ignored", "reason": "os_junk", "detail": junk}
+    if any(p.startswith(".") for p in parts):
+        return {"status": "ignored", "reason": "hidden_file", "detail": "name starts with '.'"}
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(root) or not target.exists():
+            return {"status": "rejected", "reason": "link_outside_source", "detail": str(target)}
+        if target.is_dir():
+            return {"status": "ignored", "reason": "link_to_folder", "detail": "not followed"}
+    return {"status": "candidate", "reason": "", "detail": ""}
+
+
+def walk(root: Path) -> list[Path]:
+    """Every file and every linked folder under root, sorted, never following links."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        found += [here / n for n in files] + [here / d for d in dirs if (here / d).is_symlink()]
+    return sorted(found)

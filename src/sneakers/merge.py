@@ -1,0 +1,222 @@
+"""Merge every source into one manifest: one row per file found, each with a status.
+
+Nothing is dropped silently: a file is `accepted`, `rejected` (with a reason), `duplicate` (of
+the kept member of its group) or `ignored` (OS junk). Duplicates are found across and within
+sources, exactly by sha256 and nearly by two perceptual hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sneakers.errors import SneakersError
+from sneakers.files import FETCH_REPORT, classify_entry, walk
+from sneakers.parallel import parallel_map
+from sneakers.params import Source
+from sneakers.probe import probe_bytes
+
+LOSSLESS = {"PNG", "BMP", "TIFF"}
+STATUSES = ("accepted", "rejected", "duplicate", "ignored")
+COLUMNS = [
+    "source", "path", "label", "brand", "status", "reason", "detail", "group", "id",
+    "sha256", "format", "width", "height", "mode", "frames", "bytes", "jpeg_quality",
+    "subsampling", "icc", "phash", "dhash",
+]  # fmt: skip
+DTYPES = {"width": "Int64", "height": "Int64", "frames": "Int64", "bytes": "Int64",
+          "jpeg_quality": "Int64", "icc": "boolean", "group": object, "id": object}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    """The `merge` params section."""
+
+    min_size: int = 32
+    max_pixels: int = 50_000_000
+    near_threshold: int = 4
+    workers: int = 0
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> MergeSettings:
+        return cls(**section)
+
+
+def build_manifest(
+    raw_dir: Path, sources: list[Source], brands: list[str], settings: MergeSettings
+) -> pd.DataFrame:
+    """Scan, probe and deduplicate all sources; return the manifest in a stable row order."""
+    refused = read_fetch_report(raw_dir, sources)
+    rows = [
+        entry_row(source, row, brands)
+        for source in sources
+        for row in scan_source(raw_dir / source.name) + refused.get(source.name, [])
+    ]
+    todo = [i for i, row in enumerate(rows) if row["status"] == "candidate"]
+    probe = partial(probe_file, min_size=settings.min_size, max_pixels=settings.max_pixels)
+    paths = [str(raw_dir / rows[i]["source"] / rows[i]["path"]) for i in todo]
+    for i, facts in zip(todo, parallel_map(probe, paths, settings.workers, "merge"), strict=True):
+        rows[i].update(facts)
+    manifest = pd.DataFrame(rows).reindex(columns=COLUMNS).astype(DTYPES)
+    order = {s.name: k for k, s in enumerate(sources)}
+    manifest = manifest.sort_values(
+        ["source", "path"], key=lambda c: c.map(order) if c.name == "source" else c
+    ).reset_index(drop=True)
+    return mark_duplicates(manifest, settings.near_threshold, order)
+
+
+def read_fetch_report(raw_dir: Path, sources: list[Source]) -> dict[str, list[dict[str, Any]]]:
+    """What fetch refused to copy (links leaving a source, unsafe archive members)."""
+    report_path = raw_dir / FETCH_REPORT
+    if not report_path.exists():
+        raise SneakersError(f"{report_path} is missing: run `dvc repro fetch` first")
+    report = json.loads(report_path.read_text())
+    fetched = {entry["name"] for entry in report["sources"]}
+    missing = [s.name for s in sources if s.name not in fetched]
+    if missing:
+        raise SneakersError(
+            f"source(s) {', '.join(missing)} not fetched into {raw_dir}: run `dvc repro fetch`"
+        )
+    return {entry["name"]: entry["refused"] for entry in report["sources"]}
+
+
+def scan_source(root: Path) -> list[dict[str, Any]]:
+    """Every entry of a fetched source, with what can be said before decoding."""
+    root = root.resolve()
+    return [{"path": p.relative_to(root).as_posix(), **classify_entry(root, p)} for p in walk(root)]
+
+
+def describe(source: Source, rel: str, brands: list[str]) -> dict[str, str]:
+    """Label from the source (or its first matching folder) and brand from folder or prefix."""
+    parts = PurePosixPath(rel).parts
+    label = source.label or next((source.labels[p] for p in parts[:-1] if p in source.labels), "")
+    brand = ""
+    if source.brand == "folder":
+        brand = next((p.lower() for p in reversed(parts[:-1]) if p.lower() in brands), "")
+    elif source.brand == "prefix":
+        stem = parts[-1].lower()
+        brand = next((b for b in brands if stem.startswith(b)), "")
+    return {"label": label, "brand": brand}
+
+
+def entry_row(source: Source, row: dict[str, Any], brands: list[str]) -> dict[str, Any]:
+    """A scanned entry with its source, label and brand; a file with no label is rejected here."""
+    row = {"source": source.name, **row, **describe(source, row["path"], brands)}
+    if row["status"] == "candidate" and not row["label"]:
+        folders = ", ".join(source.labels)
+        row.update(status="rejected", reason="unlabeled", detail=f"no folder among: {folders}")
+    return row
+
+
+def probe_file(path: str, min_size: int, max_pixels: int) -> dict[str, Any]:
+    """Read one file and probe it (runs in a worker process)."""
+    return probe_bytes(Path(path).read_bytes(), min_size=min_size, max_pixels=max_pixels)
+
+
+def near_pairs(hashes: pd.DataFrame, threshold: int) -> list[tuple[int, int]]:
+    """Index pairs whose phash AND dhash are both within threshold bits."""
+    p = np.array([int(h, 16) for h in hashes["phash"]], dtype=np.uint64)
+    d = np.array([int(h, 16) for h in hashes["dhash"]], dtype=np.uint64)
+    pairs = []
+    for i in range(len(p) - 1):
+        dist = np.maximum(np.bitwise_count(p[i] ^ p[i + 1 :]), np.bitwise_count(d[i] ^ d[i + 1 :]))
+        pairs += [(i, i + 1 + int(j)) for j in np.flatnonzero(dist <= threshold)]
+    return pairs
+
+
+def mark_duplicates(manifest: pd.DataFrame, threshold: int, order: dict[str, int]) -> pd.DataFrame:
+    """Group exact and near duplicates (connected components); keep one member per group."""
+    manifest = manifest.copy()
+    accepted = manifest.index[manifest["status"] == "accepted"].to_numpy()
+    parent = {int(i): int(i) for i in accepted}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        parent[max(find(a), find(b))] = min(find(a), find(b))
+
+    first_by_sha: dict[str, int] = {}
+    for i in accepted:
+        union(int(i), first_by_sha.setdefault(manifest.at[i, "sha256"], int(i)))
+    for a, b in near_pairs(manifest.loc[accepted], threshold):
+        union(int(accepted[a]), int(accepted[b]))
+    groups: dict[int, list[int]] = {}
+    for i in accepted:
+        groups.setdefault(find(int(i)), []).append(int(i))
+    manifest["id"] = manifest["sha256"].where(manifest["status"] == "accepted").str[:16]
+    for number, members in enumerate(m for m in groups.values() if len(m) > 1):
+        resolve_group(manifest, members, f"g{number:05d}", order)
+    return manifest
+
+
+def resolve_group(
+    manifest: pd.DataFrame, members: list[int], group: str, order: dict[str, int]
+) -> None:
+    """Keep the highest-resolution original; a group whose labels disagree is rejected whole.
+
+    Among equal sizes the earlier source in the profile wins: a compilation re-encodes its
+    originals, so a higher JPEG quality setting there does not make a better copy.
+    """
+    manifest.loc[members, "group"] = group
+    labels = sorted(set(manifest.loc[members, "label"]))
+    if len(labels) > 1:
+        detail = f"group {group} holds {' and '.join(labels)} images"
+        manifest.loc[members, ["status", "reason", "detail", "id"]] = [
+            "rejected", "label_conflict", detail, None,
+        ]  # fmt: skip
+        return
+
+    def preference(i: int) -> tuple[Any, ...]:
+        """Most pixels first, then lossless, then the earlier source (list originals first)."""
+        row = manifest.loc[i]
+        pixels = row["width"] * row["height"]
+        return (-pixels, row["format"] not in LOSSLESS, order[row["source"]], i)
+
+    keep, *others = sorted(members, key=preference)
+    kept = manifest.loc[keep]
+    for i in others:
+        exact = manifest.at[i, "sha256"] == kept["sha256"]
+        manifest.loc[i, ["status", "reason", "detail", "id"]] = [
+            "duplicate",
+            "exact_duplicate" if exact else "near_duplicate",
+            f"kept {kept['source']}/{kept['path']}",
+            None,
+        ]
+
+
+def summarize(manifest: pd.DataFrame) -> dict[str, Any]:
+    """Counts for metrics/data.json: per source x label x status, groups, reasons."""
+    label = manifest["label"].fillna("").replace("", "unlabeled").rename("label_or_none")
+    by_source: dict[str, Any] = {}
+    for (source, lab, status), n in manifest.groupby(["source", label, "status"]).size().items():
+        by_source.setdefault(source, {}).setdefault(lab, {})[status] = int(n)
+    groups = manifest.dropna(subset=["group"]).groupby("group")["sha256"].nunique()
+    conflicts = manifest.loc[manifest["reason"] == "label_conflict", "group"].nunique()
+    return {
+        "files": len(manifest),
+        **{s: int((manifest["status"] == s).sum()) for s in STATUSES},
+        "by_source": by_source,
+        "duplicate_groups": {
+            "total": len(groups),
+            "exact": int((groups == 1).sum()),
+            "near": int((groups > 1).sum()),
+            "label_conflicts": int(conflicts),
+        },
+        "rejected_by_reason": _counts(manifest, "rejected"),
+        "ignored_by_reason": _counts(manifest, "ignored"),
+    }
+
+
+def _counts(manifest: pd.DataFrame, status: str) -> dict[str, int]:
+    reasons = manifest.loc[manifest["status"] == status, "reason"]
+    return {str(k): int(v) for k, v in sorted(Counter(reasons).items())}

@@ -1,0 +1,91 @@
+"""The one preprocessing path: decode, orient, convert, fit, encode.
+
+The standardize stage and `sneakers predict` both call `standardize_bytes`, so a picture is
+prepared the same way for training and for use. Both classes get identical treatment, which is
+what removes the encoding shortcut (quality, ICC, size) of the compiled release.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+# Decoders we accept; anything else is an unsupported format, not something to guess at.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+FIT_POLICIES = ("crop", "pad", "stretch")
+BACKGROUND = (255, 255, 255)
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a picture
+
+
+def open_image(data: bytes, max_pixels: int, draft_size: int = 0) -> Image.Image:
+    """Open and fully decode an image, refusing unsupported formats and decompression bombs.
+
+    With draft_size, a JPEG is decoded in the DCT domain at no less than twice that size:
+    faster, and the final resize still sees more pixels than it keeps.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.open(io.BytesIO(data), formats=FORMATS)
+        if im.width * im.height > max_pixels:
+            raise Image.DecompressionBombError(
+                f"{im.width}x{im.height} exceeds the pixel limit of {max_pixels}"
+            )
+        if draft_size and im.format == "JPEG":
+            im.draft(im.mode, (2 * draft_size, 2 * draft_size))
+        im.load()
+    return im
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB: EXIF orientation applied, transparency composited on white."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        im = Image.fromarray(_to_uint8(np.asarray(im)), mode="L")
+    if im.mode in ("LA", "PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        canvas = Image.new("RGB", im.size, BACKGROUND)
+        canvas.paste(im, mask=im.getchannel("A"))
+        return canvas
+    return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Scale 16-bit, 32-bit integer or float pixels to 0..255 instead of clipping them."""
+    values = pixels.astype(np.float64)
+    top = values.max(initial=0.0)
+    if pixels.dtype.kind == "f" and top <= 1.0:
+        values = values * 255.0
+    elif top > 255:
+        values = values / 257.0
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def fit(im: Image.Image, size: int, policy: str) -> Image.Image:
+    """Make a size x size picture: crop (cover, centre), pad (contain, white) or stretch."""
+    if policy == "stretch":
+        return im.resize((size, size), Image.Resampling.LANCZOS)
+    if policy == "crop":
+        return ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
+    if policy == "pad":
+        return ImageOps.pad(im, (size, size), Image.Resampling.LANCZOS, color=BACKGROUND)
+    raise ValueError(f"unknown fit policy {policy!r}; choose one of {', '.join(FIT_POLICIES)}")
+
+
+def encode_jpeg(im: Image.Image, quality: int) -> bytes:
+    """Baseline JPEG, 4:2:0, no ICC and no EXIF, so every file is encoded alike."""
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality, subsampling="4:2:0", optimize=False, progressive=False)
+    return out.getvalue()
+
+
+def standardize_bytes(data: bytes, size: int, policy: str, quality: int, max_pixels: int) -> bytes:
+    """Raw file bytes in, standardized JPEG bytes out."""
+    im = open_image(data, max_pixels, draft_size=size)
+    return encode_jpeg(fit(to_rgb(im), size, policy), quality)

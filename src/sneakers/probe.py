@@ -1,0 +1,104 @@
+"""Inspect one candidate file: decode it fully and record what the manifest needs.
+
+Every candidate is decoded with `load()`, not just `verify()`: verify passes a JPEG cut in
+half, load does not. The encoding facts (JPEG quality, chroma subsampling, ICC profile) are
+recorded because in the compiled release they alone separate the classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import imagehash
+import numpy as np
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+
+from sneakers.preprocess import FORMATS, open_image, to_rgb
+
+# IJG standard luminance quantization table (ITU T.81, Annex K), natural order.
+IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.int64,
+)  # fmt: skip
+SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*")
+SNIFFED = {b"<svg": "SVG", b"<?xml": "SVG", b"ftypheic": "HEIC", b"ftypavif": "AVIF"}
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """The luminance table libjpeg writes for a quality setting."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((IJG_LUMA * scale + 50) // 100, 1, 255)
+
+
+QUALITY_TABLES = {q: np.sort(ijg_table(q)) for q in range(1, 101)}
+
+
+def jpeg_quality(im: Image.Image) -> int:
+    """Estimate the IJG quality that produced a JPEG's luminance table (exact for libjpeg files).
+
+    Tables are compared sorted, so the zigzag-versus-natural order question cannot bite.
+    """
+    table = np.sort(np.asarray(im.quantization[0], dtype=np.int64))
+    errors = {q: int(np.abs(ref - table).sum()) for q, ref in QUALITY_TABLES.items()}
+    return min(errors, key=lambda q: (errors[q], -q))
+
+
+def sniff_format(data: bytes) -> str:
+    """Name a type we do not read, so the reason says 'unsupported' rather than 'not an image'."""
+    head = data[:64].lstrip()
+    for magic, name in SNIFFED.items():
+        if head.startswith(magic) or magic in head[:16]:
+            return name
+    return ""
+
+
+def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any]:
+    """Facts and verdict for one file: status accepted or rejected, with reason and detail."""
+    row: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    if not data:
+        return {**row, "status": "rejected", "reason": "empty", "detail": "file has 0 bytes"}
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            fmt, width, height = header.format or "", header.width, header.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        if data.startswith(IMAGE_MAGIC):
+            return {**row, **_reject("corrupt", "image header is truncated or damaged")}
+        fmt = sniff_format(data)
+        if fmt:
+            return {**row, "format": fmt, **_reject("unsupported_format", f"{fmt} is not read")}
+        return {**row, **_reject("not_an_image", "no image decoder recognises this file")}
+    row.update(format=fmt, width=width, height=height)
+    if fmt not in FORMATS:
+        return {**row, **_reject("unsupported_format", f"{fmt} is not one of {', '.join(FORMATS)}")}
+    if width * height > max_pixels:
+        return {**row, **_reject("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")}
+    if min(width, height) < min_size:
+        return {**row, **_reject("too_small", f"{width}x{height} < {min_size} px")}
+    try:
+        im = open_image(data, max_pixels)
+    except Image.DecompressionBombError as err:
+        return {**row, **_reject("too_many_pixels", str(err))}
+    except Exception as err:  # noqa: BLE001 - any decoder failure means the file is unusable
+        return {**row, **_reject("corrupt", f"{type(err).__name__}: {err}")}
+    row.update(
+        mode=im.mode,
+        frames=getattr(im, "n_frames", 1),
+        icc=bool(im.info.get("icc_profile")),
+        jpeg_quality=jpeg_quality(im) if fmt in ("JPEG", "MPO") else None,
+        subsampling=SUBSAMPLING.get(JpegImagePlugin.get_sampling(im), "")
+        if fmt in ("JPEG", "MPO")
+        else "",
+    )
+    rgb = to_rgb(im)
+    row.update(phash=str(imagehash.phash(rgb)), dhash=str(imagehash.dhash(rgb)))
+    return {**row, "status": "accepted", "reason": "", "detail": ""}
+
+
+def _reject(reason: str, detail: str) -> dict[str, str]:
+    return {"status": "rejected", "reason": reason, "detail": detail}

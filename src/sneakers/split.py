@@ -1,0 +1,57 @@
+"""Stratified, group-aware, seeded train/val/test split.
+
+Whole duplicate groups are assigned, so near-copies of a picture never sit on both sides of
+the train/test line; each label is split on its own, so every split keeps the class balance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sneakers.errors import SneakersError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_fractions(fractions: dict[str, float]) -> None:
+    """Fractions must name the three splits, be positive and sum to 1."""
+    if set(fractions) != set(SPLITS) or min(fractions.values()) <= 0:
+        raise SneakersError("split.fractions needs positive train, val and test values")
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise SneakersError(
+            f"split.fractions sum to {sum(fractions.values()):g}; make them sum to 1"
+        )
+
+
+def assign_splits(index: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.DataFrame:
+    """Add a `split` column: groups shuffled per label, then cut at the cumulative fractions."""
+    check_fractions(fractions)
+    out = index.copy()
+    out["group"] = out["group"].fillna(out["id"])
+    out["split"] = ""
+    for code, label in enumerate(sorted(out["label"].unique())):
+        rows = out[out["label"] == label]
+        sizes = rows.groupby("group").size().sort_index()
+        order = np.random.default_rng([seed, code]).permutation(len(sizes))
+        bounds = np.cumsum([fractions[s] for s in SPLITS]) * len(rows)
+        taken = 0
+        for g in order:
+            split = SPLITS[int(np.searchsorted(bounds, taken, side="right"))]
+            out.loc[rows.index[rows["group"] == sizes.index[g]], "split"] = split
+            taken += int(sizes.iloc[g])
+    return out
+
+
+def summarize(split: pd.DataFrame) -> dict[str, Any]:
+    """Counts per split by label and by source, for metrics/data.json."""
+    return {
+        name: {
+            "total": int(len(part)),
+            "by_label": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()},
+            "by_source": {k: int(v) for k, v in part["source"].value_counts().sort_index().items()},
+        }
+        for name, part in ((s, split[split["split"] == s]) for s in SPLITS)
+    }

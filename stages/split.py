@@ -1,0 +1,28 @@
+"""Stage split: stratified, group-aware, seeded split; writes metrics/data.json."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from sneakers.errors import run_main
+from sneakers.params import load_params, section
+from sneakers.split import assign_splits, summarize
+
+
+def main() -> None:
+    params = load_params()
+    index = pd.read_csv("data/standardized/index.csv", keep_default_na=False, na_values=[""])
+    split = assign_splits(index, section(params, "split")["fractions"], params["seed"])
+    out = Path("data/split")
+    out.mkdir(parents=True, exist_ok=True)
+    split.drop(columns=["shard", "offset", "length"]).to_csv(out / "split.csv", index=False)
+    merged = json.loads(Path("data/merged/summary.json").read_text())
+    metrics = {"merge": merged, "split": summarize(split)}
+    Path("metrics").mkdir(exist_ok=True)
+    Path("metrics/data.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print("split: " + ", ".join(f"{k} {v['total']}" for k, v in metrics["split"].items()))
+
+
+if __name__ == "__main__":
+    run_main(main)

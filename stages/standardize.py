@@ -1,0 +1,24 @@
+"""Stage standardize: every accepted image through the one preprocessing function, into shards."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from sneakers.errors import run_main
+from sneakers.params import load_params, section
+from sneakers.standardize import StandardizeSettings, standardize_manifest
+
+
+def main() -> None:
+    params = load_params()
+    max_pixels = section(params, "merge")["max_pixels"]
+    settings = StandardizeSettings.from_params(section(params, "standardize"), max_pixels)
+    manifest = pd.read_csv("data/merged/manifest.csv", keep_default_na=False, na_values=[""])
+    index = standardize_manifest(
+        manifest, Path("data/raw"), Path("data/standardized"), settings, max_pixels
+    )
+    print(f"standardize: {len(index)} images at {settings.size}px into data/standardized")
+
+
+if __name__ == "__main__":
+    run_main(main)
