@@ -1,0 +1,102 @@
+"""CNN classifiers for real-vs-AI sneaker images.
+
+Both models share one convolutional trunk: the study's three stages of two unpadded 3x3
+convolutions (32, 64, 128 filters), each followed by ReLU then BatchNorm, each stage ending in a
+2x2 max-pool. They differ only in the head:
+
+- ``SeedCNN`` reproduces the study: flatten -> Linear(flat, 512) -> ReLU -> Linear(512, 2).
+  At 240x240 the flatten is 26*26*128 and the model has 44,591,778 parameters, almost all in the
+  first linear layer.
+- ``GapCNN`` replaces the flatten with global average pooling -> Linear(128, 2), keeping the
+  trunk but using ~0.3M parameters, so it is far less prone to memorising the training set.
+
+Models take float tensors N x 3 x H x W, already normalised, and return 2 logits (index 1 = ai).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+STAGE_WIDTHS: tuple[int, ...] = (32, 64, 128)
+CONVS_PER_STAGE = 2
+NUM_CLASSES = 2
+
+
+def conv_trunk(in_channels: int = 3) -> nn.Sequential:
+    """The study's convolutional feature extractor, shared by every architecture here."""
+    layers: list[nn.Module] = []
+    for width in STAGE_WIDTHS:
+        for _ in range(CONVS_PER_STAGE):
+            conv = nn.Conv2d(in_channels, width, kernel_size=3)
+            layers += [conv, nn.ReLU(inplace=True), nn.BatchNorm2d(width)]
+            in_channels = width
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def trunk_output_size(image_size: int) -> int:
+    """Side length of the trunk's output map; each unpadded 3x3 conv trims 2 px, each pool halves.
+
+    Raises ValueError when the image is too small to survive all stages (minimum 36 px).
+    """
+    size = image_size
+    for _ in STAGE_WIDTHS:
+        size = (size - 2 * CONVS_PER_STAGE) // 2
+        if size < 1:
+            raise ValueError(f"image_size {image_size} is too small for the trunk (minimum 36)")
+    return size
+
+
+class SeedCNN(nn.Module):
+    """The study's CNN: conv trunk, then a large fully connected head on the flattened map."""
+
+    def __init__(self, image_size: int) -> None:
+        super().__init__()
+        side = trunk_output_size(image_size)
+        self.features = conv_trunk()
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(STAGE_WIDTHS[-1] * side * side, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, NUM_CLASSES),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class GapCNN(nn.Module):
+    """Same trunk with a global-average-pooling head: size-independent and few parameters."""
+
+    def __init__(self, image_size: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        trunk_output_size(image_size)  # validate early, like SeedCNN, rather than at forward time
+        self.features = conv_trunk()
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(STAGE_WIDTHS[-1], NUM_CLASSES),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {
+    "seed_cnn": SeedCNN,
+    "gap_cnn": GapCNN,
+}
+
+
+def build_model(arch: str, image_size: int, **kwargs: Any) -> nn.Module:
+    """Instantiate ``arch`` by its config name; kwargs go to its constructor (e.g. dropout)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown model.arch {arch!r}; choose one of: {', '.join(ARCHS)}")
+    return ARCHS[arch](image_size=image_size, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
