@@ -3,16 +3,15 @@
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from sneakers.errors import run_main
+from sneakers.files import read_csv
 from sneakers.params import load_params, section
 from sneakers.split import assign_splits, summarize
 
 
 def main() -> None:
     params = load_params()
-    index = pd.read_csv("data/standardized/index.csv", keep_default_na=False, na_values=[""])
+    index = read_csv(Path("data/standardized/index.csv"))
     split = assign_splits(index, section(params, "split")["fractions"], params["seed"])
     out = Path("data/split")
     out.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from sneakers.errors import run_main
+from sneakers.files import read_csv
 from sneakers.params import load_params, section
 from sneakers.standardize import StandardizeSettings, standardize_manifest
 
@@ -13,7 +12,7 @@ def main() -> None:
     params = load_params()
     max_pixels = section(params, "merge")["max_pixels"]
     settings = StandardizeSettings.from_params(section(params, "standardize"), max_pixels)
-    manifest = pd.read_csv("data/merged/manifest.csv", keep_default_na=False, na_values=[""])
+    manifest = read_csv(Path("data/merged/manifest.csv"))
     index = standardize_manifest(
         manifest, Path("data/raw"), Path("data/standardized"), settings, max_pixels
     )

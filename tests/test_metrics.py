@@ -38,7 +38,7 @@ def test_classification_report_matches_sklearn(threshold: float) -> None:
     assert report["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
     assert report["average_precision"] == pytest.approx(skm.average_precision_score(y, p))
     assert report["brier"] == pytest.approx(skm.brier_score_loss(y, p))
-    assert report["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))
+    assert report["loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))
     low, high = report["accuracy_ci95"]
     assert low < report["accuracy"] < high
     json.dumps(report)

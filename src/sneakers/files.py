@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+import pandas as pd
+
+from sneakers.errors import SneakersError
+
 FETCH_REPORT = "_fetch.json"  # what fetch refused, beside the source folders in data/raw
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"}
 
@@ -33,3 +37,10 @@ def walk(root: Path) -> list[Path]:
         here = Path(folder)
         found += [here / n for n in files] + [here / d for d in dirs if (here / d).is_symlink()]
     return sorted(found)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read one of our CSVs: empty cells are missing, every other string stays as written."""
+    if not path.exists():
+        raise SneakersError(f"{path} is missing: run `dvc repro` to build it")
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])

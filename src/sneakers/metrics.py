@@ -194,7 +194,7 @@ def classification_report(
         "balanced_accuracy": float(np.mean(present_recalls)),
         "roc_auc": _auc(y, p),
         "average_precision": float(average_precision_score(y, p)) if both else None,
-        "log_loss": log_loss(y, p),
+        "loss": log_loss(y, p),  # cross-entropy, as the study reports
         "brier": float(np.mean((p - y) ** 2)),
         "ece": expected_calibration_error(y, p),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},

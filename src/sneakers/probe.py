@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from typing import Any
 
 import imagehash
@@ -64,8 +65,13 @@ def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any
     if not data:
         return {**row, "status": "rejected", "reason": "empty", "detail": "file has 0 bytes"}
     try:
-        with Image.open(io.BytesIO(data)) as header:
-            fmt, width, height = header.format or "", header.width, header.height
+        # Our own pixel limit is checked below; Pillow's global one must not warn or raise first.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                fmt, width, height = header.format or "", header.width, header.height
+    except Image.DecompressionBombError as err:
+        return {**row, **_reject("too_many_pixels", str(err))}
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         if data.startswith(IMAGE_MAGIC):
             return {**row, **_reject("corrupt", "image header is truncated or damaged")}

@@ -39,7 +39,8 @@ def assign_splits(index: pd.DataFrame, fractions: dict[str, float], seed: int) -
         bounds = np.cumsum([fractions[s] for s in SPLITS]) * len(rows)
         taken = 0
         for g in order:
-            split = SPLITS[int(np.searchsorted(bounds, taken, side="right"))]
+            cut = min(int(np.searchsorted(bounds, taken, side="right")), len(SPLITS) - 1)
+            split = SPLITS[cut]
             out.loc[rows.index[rows["group"] == sizes.index[g]], "split"] = split
             taken += int(sizes.iloc[g])
     return out

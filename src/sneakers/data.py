@@ -1,0 +1,66 @@
+"""Standardized images as in-memory uint8 tensors, decoded once per stage, not once per epoch.
+
+The shards hold JPEG bytes; decoding them every epoch would make a small CNN wait on Pillow.
+One decode into an N x 3 x H x W uint8 tensor costs ~1 s per thousand images and the tensor
+is shared (not copied) by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from sneakers.errors import SneakersError
+from sneakers.files import read_csv
+from sneakers.standardize import read_image
+
+CLASS_NAMES = ("real", "ai")  # index = label id; 1 = ai, the positive class
+MEAN, STD = 0.5, 0.5  # inputs are scaled to [-1, 1]
+
+
+@dataclass
+class SplitData:
+    """One split: images (uint8, N x 3 x H x W), labels (0 real, 1 ai) and the index rows."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def decode(data: bytes) -> np.ndarray:
+    """JPEG bytes to an H x W x 3 uint8 array."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def load_splits(standardized_dir: Path, split_csv: Path) -> dict[str, SplitData]:
+    """Decode every standardized image once and group them by split."""
+    index = read_csv(standardized_dir / "index.csv")
+    split = read_csv(split_csv)[["id", "split"]]
+    rows = index.merge(split, on="id", how="inner", validate="one_to_one")
+    if len(rows) != len(index):
+        raise SneakersError(f"{split_csv} does not cover {standardized_dir}: run `dvc repro split`")
+    out = {}
+    for name, part in rows.groupby("split", sort=False):
+        part = part.reset_index(drop=True)
+        out[str(name)] = SplitData(
+            images=decode_rows(standardized_dir, part),
+            labels=torch.tensor([CLASS_NAMES.index(x) for x in part["label"]], dtype=torch.long),
+            rows=part,
+        )
+    return out
+
+
+def decode_rows(standardized_dir: Path, rows: pd.DataFrame) -> torch.Tensor:
+    """Decode each row's standardized JPEG into one N x 3 x H x W uint8 tensor."""
+    arrays = [decode(read_image(standardized_dir, row)) for _, row in rows.iterrows()]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,104 @@
+"""What training, evaluation and prediction share: the device, input scaling, batched
+probabilities, and the model artifact (one file, loadable with `weights_only=True`)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL
+import torch
+import torchvision
+from torch import nn
+
+import sneakers
+from sneakers.data import MEAN, STD
+from sneakers.errors import SneakersError
+from sneakers.model import build_model
+
+ARTIFACT_FORMAT = "sneakers-model"
+ARTIFACT_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto picks CUDA when present; asking for CUDA where there is none is a user error."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise SneakersError(f"train.device is {name!r}; use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SneakersError("train.device is cuda but no CUDA GPU is visible; use auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """cpu, or the GPU's name, for run records."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 N x 3 x H x W to normalized float on device, channels_last (faster convolutions)."""
+    x = images.to(device, non_blocking=True).float().div_(255.0).sub_(MEAN).div_(STD)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when asked; a no-op context elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, bf16: bool
+) -> np.ndarray:
+    """P(ai) for every image, in order."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast(device, bf16):
+            logits = model(to_input(images[start : start + batch_size], device))
+        out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded with every model and run."""
+    return {
+        "sneakers": getattr(sneakers, "__version__", "0"),
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_artifact(path: Path, artifact: dict[str, Any]) -> None:
+    """Write to a temporary name, then rename: a partial file never passes for a model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save({"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, **artifact}, tmp)
+    os.replace(tmp, path)
+
+
+def load_artifact(path: Path) -> dict[str, Any]:
+    """Load a model file safely (weights_only=True: no code runs) and check it is ours."""
+    if not path.exists():
+        raise SneakersError(f"no model at {path}: train one with `dvc repro` or pass --model")
+    try:
+        artifact = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure here means "not a usable artifact"
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SneakersError(f"{path} is not a sneakers model file ({reason})") from None
+    if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+        raise SneakersError(f"{path} is not a sneakers model file (no '{ARTIFACT_FORMAT}' tag)")
+    return artifact
+
+
+def model_from_artifact(artifact: dict[str, Any], device: torch.device) -> nn.Module:
+    """Rebuild the network the artifact describes, weights loaded, ready for inference."""
+    model = build_model(artifact["arch"], artifact["image_size"], **artifact.get("arch_args", {}))
+    model.load_state_dict(artifact["state_dict"])
+    return model.to(device, memory_format=torch.channels_last).eval()

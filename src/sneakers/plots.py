@@ -1,0 +1,92 @@
+"""Plot data for `dvc plots show` (JSON) and figures where a picture beats a table (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI or servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from sneakers.data import CLASS_NAMES, SplitData  # noqa: E402
+from sneakers.metrics import pr_points, reliability_bins, roc_points  # noqa: E402
+
+
+def write_plot_data(predictions: pd.DataFrame, out_dir: Path) -> None:
+    """Confusion rows, ROC, precision-recall and reliability points for the test split."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = predictions[predictions["split"] == "test"]
+    y = (test["label"] == CLASS_NAMES[1]).to_numpy(dtype=int)
+    p = test["p_ai"].to_numpy()
+    data = {
+        "confusion.json": [
+            {"actual": a, "predicted": b}
+            for a, b in zip(test["label"], test["predicted"], strict=True)
+        ],
+        "roc.json": roc_points(y, p),
+        "pr.json": pr_points(y, p),
+        "reliability.json": reliability_bins(y, p),
+    }
+    for name, rows in data.items():
+        (out_dir / name).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
+    """Seaborn heatmap of the test confusion matrix, counts annotated."""
+    test = predictions[predictions["split"] == "test"]
+    table = pd.crosstab(
+        pd.Categorical(test["label"], CLASS_NAMES), pd.Categorical(test["predicted"], CLASS_NAMES),
+        dropna=False,
+    )  # fmt: skip
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
+    ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
+    _save(fig, path)
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], colors: list[str], path: Path) -> None:
+    """A grid of H x W x 3 images with a coloured title under each."""
+    cols = min(6, max(len(images), 1))
+    rows = max(1, -(-len(images) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title, color in zip(axes.flat, images, titles, colors, strict=False):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=8, color=color)
+    if not images:
+        axes[0, 0].text(0.5, 0.5, "nothing to show", ha="center", va="center")
+    _save(fig, path)
+
+
+def samples_png(data: SplitData, path: Path, per_class: int = 6) -> None:
+    """The first standardized test images of each class: what the model actually sees."""
+    picks = [i for c in CLASS_NAMES for i in np.flatnonzero(data.rows["label"] == c)[:per_class]]
+    images = [data.images[i].permute(1, 2, 0).numpy() for i in picks]
+    titles = [f"{data.rows['label'][i]} · {data.rows['source'][i]}"[:28] for i in picks]
+    image_grid(images, titles, ["black"] * len(picks), path)
+
+
+def worst_png(data: SplitData, predictions: pd.DataFrame, path: Path, count: int = 12) -> None:
+    """The test images the model got most wrong (misclassified first), titled with P(ai)."""
+    test = predictions[predictions["split"] == "test"].reset_index(drop=True)
+    error = np.abs((test["label"] == CLASS_NAMES[1]).astype(float) - test["p_ai"])
+    order = np.argsort(-error.to_numpy(), kind="stable")[:count]
+    position = {image_id: i for i, image_id in enumerate(data.rows["id"])}
+    images = [data.images[position[test["id"][i]]].permute(1, 2, 0).numpy() for i in order]
+    titles = [f"{test['label'][i]} · P(ai)={test['p_ai'][i]:.2f}" for i in order]
+    colors = ["red" if test["label"][i] != test["predicted"][i] else "green" for i in order]
+    image_grid(images, titles, colors, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)

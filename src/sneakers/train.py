@@ -1,0 +1,201 @@
+"""The training loop: read it top to bottom.
+
+Seeded and deterministic on CPU; on CUDA it uses bf16 autocast (param), channels_last, pinned
+memory and non-blocking copies. The epoch with the lowest validation loss is kept, and the
+decision threshold is fixed on validation data, never on test.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from sneakers.data import SplitData
+from sneakers.errors import SneakersError
+from sneakers.inference import autocast, device_label, predict_proba, resolve_device, to_input
+from sneakers.metrics import choose_threshold, log_loss
+from sneakers.model import build_model, count_parameters
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The `train` params section."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    num_workers: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    threshold: str | float = "val"
+    precise_bn: bool = True
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> TrainSettings:
+        settings = cls(**section)
+        if settings.optimizer not in OPTIMIZERS:
+            raise SneakersError(
+                f"train.optimizer is {settings.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+            )
+        if settings.threshold != "val" and not 0 < float(settings.threshold) < 1:
+            raise SneakersError("train.threshold must be 'val' or a number between 0 and 1")
+        return settings
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same run: python, numpy and torch RNGs, deterministic kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_loader(data: SplitData, settings: TrainSettings, device: torch.device, seed: int):
+    """Shuffled batches of the in-memory uint8 images; workers share the tensor, not copies."""
+    return DataLoader(
+        TensorDataset(data.images, data.labels),
+        batch_size=settings.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=settings.num_workers,
+        persistent_workers=settings.num_workers > 0,
+        pin_memory=device.type == "cuda",
+        drop_last=len(data) % settings.batch_size == 1,  # BatchNorm cannot train on 1 image
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    bf16: bool,
+    desc: str,
+) -> tuple[float, float]:
+    """One pass over the training data; returns mean loss and accuracy."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+        x, y = to_input(images, device), labels.to(device, non_blocking=True)
+        with autocast(device, bf16):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return total_loss / seen, correct / seen
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int
+) -> None:
+    """Recompute BatchNorm running statistics as exact averages over the training images.
+
+    With a few batches per epoch the running averages lag the fast-moving weights, and the
+    eval-mode model can collapse to one class while the train-mode one is right ("precise BN",
+    Wu and Johnson 2021). Training itself is unchanged.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for start in range(0, len(images), batch_size):
+        model(to_input(images[start : start + batch_size], device))
+    for m, momentum in zip(layers, momenta, strict=True):
+        m.momentum = momentum
+
+
+def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
+    """Cross-entropy and accuracy (at 0.5) of P(ai) against labels."""
+    y = labels.numpy()
+    return log_loss(y, p_ai), float(np.mean((p_ai >= 0.5) == y))
+
+
+def train(
+    splits: dict[str, SplitData],
+    arch: str,
+    settings: TrainSettings,
+    seed: int,
+    log: Any,
+) -> dict[str, Any]:
+    """Train, keep the best epoch by validation loss, fix the threshold; return the artifact.
+
+    `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary).
+    """
+    seed_everything(seed)
+    device = resolve_device(settings.device)
+    train_data, val_data = splits["train"], splits["val"]
+    image_size = int(train_data.images.shape[-1])
+    model = build_model(arch, image_size).to(device, memory_format=torch.channels_last)
+    optimizer = OPTIMIZERS[settings.optimizer](
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    loader = make_loader(train_data, settings, device, seed)
+    print(f"train: {arch} ({count_parameters(model):,} parameters) on {device_label(device)}, "
+          f"{len(train_data)} train / {len(val_data)} val images")  # fmt: skip
+    best: dict[str, Any] = {"val_loss": float("inf")}
+    started = time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        desc = f"epoch {epoch}/{settings.epochs}"
+        train_loss, train_acc = train_epoch(model, loader, optimizer, device, settings.bf16, desc)
+        if settings.precise_bn:
+            recalibrate_batchnorm(model, train_data.images, device, 64)
+        p_val = predict_proba(model, val_data.images, device, settings.batch_size, settings.bf16)
+        val_loss, val_acc = score(p_val, val_data.labels)
+        for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
+                            ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
+            log.log_metric(name, value)
+        log.next_step()
+        print(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
+              f"val loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
+        if val_loss < best["val_loss"]:
+            best = {
+                "val_loss": val_loss,
+                "epoch": epoch,
+                "state": copy.deepcopy(model.state_dict()),
+            }
+    model.load_state_dict(best["state"])
+    p_val = predict_proba(model, val_data.images, device, settings.batch_size, settings.bf16)
+    threshold = (
+        choose_threshold(val_data.labels.numpy(), p_val)
+        if settings.threshold == "val"
+        else float(settings.threshold)
+    )
+    seconds = round(time.perf_counter() - started, 1)
+    log.summary.update(best_epoch=best["epoch"], best_val_loss=best["val_loss"], seconds=seconds)
+    return {
+        "arch": arch,
+        "image_size": image_size,
+        "threshold": float(threshold),
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "trained": {
+            "epochs": settings.epochs,
+            "best_epoch": best["epoch"],
+            "best_val_loss": best["val_loss"],
+            "seed": seed,
+            "device": device_label(device),
+        },
+    }

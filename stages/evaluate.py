@@ -1,0 +1,45 @@
+"""Stage evaluate: metrics/eval.json, plot data for `dvc plots show`, and PNG figures."""
+
+import json
+import time
+from pathlib import Path
+
+from sneakers.data import load_splits
+from sneakers.errors import run_main
+from sneakers.evaluate import evaluate
+from sneakers.inference import device_label, load_artifact, resolve_device, versions
+from sneakers.params import load_params, section
+from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_data
+
+
+def main() -> None:
+    started = time.perf_counter()
+    params = load_params()
+    train = section(params, "train")
+    device = resolve_device(train["device"])
+    artifact = load_artifact(Path("models/model.pt"))
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    metrics, predictions = evaluate(artifact, splits, device, train["bf16"], params["seed"])
+    train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
+    metrics["run"] = {
+        "device": device_label(device),
+        "arch": artifact["arch"],
+        "epochs": artifact["trained"]["epochs"],
+        "best_epoch": artifact["trained"]["best_epoch"],
+        "train_seconds": train_summary.get("seconds"),
+        "eval_seconds": round(time.perf_counter() - started, 1),
+        **{f"{k}_version": v for k, v in versions().items()},
+    }
+    Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_plot_data(predictions, Path("metrics/plots"))
+    figures = Path("metrics/figures")
+    confusion_png(predictions, figures / "confusion.png")
+    samples_png(splits["test"], figures / "samples.png")
+    worst_png(splits["test"], predictions, figures / "worst.png")
+    test = metrics["test"]
+    print(f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
+          f"roc_auc {test['roc_auc']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)

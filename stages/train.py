@@ -1,0 +1,38 @@
+"""Stage train: fit the CNN on the train split, keep the best epoch, write models/model.pt."""
+
+from pathlib import Path
+
+from dvclive import Live
+
+from sneakers.data import CLASS_NAMES, MEAN, STD, load_splits
+from sneakers.errors import run_main
+from sneakers.inference import save_artifact, versions
+from sneakers.params import load_params, section
+from sneakers.train import TrainSettings, train
+
+
+def main() -> None:
+    params = load_params()
+    settings = TrainSettings.from_params(section(params, "train"))
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        artifact = train(splits, section(params, "model")["arch"], settings, params["seed"], live)
+    standardize = section(params, "standardize")
+    artifact.update(
+        class_names=list(CLASS_NAMES),
+        preprocess={
+            **{k: standardize[k] for k in ("size", "fit", "jpeg_quality")},
+            "max_pixels": section(params, "merge")["max_pixels"],
+            "mean": MEAN,
+            "std": STD,
+        },
+        data_profile=section(params, "data")["profile"],
+        versions=versions(),
+    )
+    save_artifact(Path("models/model.pt"), artifact)
+    print(f"train: best epoch {artifact['trained']['best_epoch']}, "
+          f"threshold {artifact['threshold']:.3f} -> models/model.pt")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,259 @@
+"""build_manifest: one row per file found, every duplicate and rejection accounted for.
+
+The raw folder is built by hand with three sources that overlap the way the study's Kaggle
+sources do: exact copies, re-encoded and resized copies, a copy filed under the other label,
+unlabeled folders, OS junk and entries that fetch refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from sneakers.errors import SneakersError
+from sneakers.merge import COLUMNS, MergeSettings, build_manifest, summarize
+from sneakers.params import Source
+
+BRANDS = ["adidas", "converse", "nike"]
+STATUSES = ("accepted", "rejected", "duplicate", "ignored")  # every row has exactly one
+SETTINGS = MergeSettings(min_size=32, max_pixels=1_000_000, near_threshold=4, workers=1)
+SOURCES = [
+    Source(name="shop", kind="path", path="/x/shop", label="real", brand="folder"),
+    Source(name="renders", kind="path", path="/x/renders", label="ai"),
+    Source(
+        name="compiled",
+        kind="path",
+        path="/x/compiled.zip",
+        labels={"real": "real", "ai-midjourney": "ai"},
+        brand="prefix",
+    ),
+]
+REFUSED = [
+    {"path": "real/escape.jpg", "status": "rejected", "reason": "link_outside_source",
+     "detail": "/etc/passwd"},
+]  # fmt: skip
+
+# (source, path) -> (status, reason) for every file the raw folder holds or fetch refused.
+EXPECTED = {
+    ("shop", ".DS_Store"): ("ignored", "os_junk"),
+    ("shop", "Nike/e.png"): ("accepted", ""),
+    ("shop", "adidas/b.jpg"): ("duplicate", "near_duplicate"),  # a 2x copy comes later
+    ("shop", "converse/c.jpg"): ("accepted", ""),  # same size as the q95 copy: earlier wins
+    ("shop", "notes.txt"): ("rejected", "not_an_image"),
+    ("shop", "nike/a.jpg"): ("accepted", ""),
+    ("shop", "nike/a_copy.jpg"): ("duplicate", "exact_duplicate"),  # within the source
+    ("shop", "tiny.png"): ("rejected", "too_small"),
+    ("renders", "six.png"): ("rejected", "label_conflict"),
+    ("renders", "x.png"): ("accepted", ""),
+    ("renders", "y.png"): ("accepted", ""),
+    ("compiled", "__MACOSX/real/._nike_1.jpg"): ("ignored", "os_junk"),
+    ("compiled", "ai-midjourney/x.jpg"): ("duplicate", "near_duplicate"),  # re-encoded q60
+    ("compiled", "other/unsorted.jpg"): ("rejected", "unlabeled"),
+    ("compiled", "real/6.jpg"): ("rejected", "label_conflict"),
+    ("compiled", "real/adidas_2.jpg"): ("accepted", ""),  # 2x larger than shop's copy
+    ("compiled", "real/converse_3.jpg"): ("duplicate", "near_duplicate"),
+    ("compiled", "real/escape.jpg"): ("rejected", "link_outside_source"),  # from _fetch.json
+    ("compiled", "real/nike_1.jpg"): ("duplicate", "exact_duplicate"),  # across sources
+    ("compiled", "real/nike_7.jpg"): ("accepted", ""),
+    ("compiled", "real/puma_8.jpg"): ("accepted", ""),
+}
+
+
+@pytest.fixture
+def raw(
+    tmp_path: Path,
+    picture: Callable[..., Image.Image],
+    encode: Callable[..., bytes],
+    write: Callable[[Path, bytes], Path],
+    fetch_report: Callable[[Path, list[dict[str, Any]]], Path],
+) -> Path:
+    """data/raw with the three overlapping sources and their _fetch.json."""
+    raw = tmp_path / "raw"
+    shop, renders, compiled = raw / "shop", raw / "renders", raw / "compiled"
+    original = encode(picture(1), "JPEG", quality=90)
+    write(shop / "nike" / "a.jpg", original)
+    write(shop / "nike" / "a_copy.jpg", original)
+    write(shop / "Nike" / "e.png", encode(picture(5), "PNG"))
+    write(shop / "adidas" / "b.jpg", encode(picture(2), "JPEG", quality=90))
+    write(shop / "converse" / "c.jpg", encode(picture(3), "JPEG", quality=75))
+    write(shop / ".DS_Store", b"\x00\x00\x00\x01Bud1")
+    write(shop / "notes.txt", b"prices\n")
+    write(shop / "tiny.png", encode(picture(12, scale=2), "PNG"))  # 18 x 16
+    write(renders / "x.png", encode(picture(10), "PNG"))
+    write(renders / "y.png", encode(picture(9), "PNG"))
+    write(renders / "six.png", encode(picture(6), "PNG"))
+    write(compiled / "real" / "nike_1.jpg", original)
+    write(compiled / "real" / "adidas_2.jpg", encode(picture(2, scale=16), "JPEG", quality=90))
+    write(compiled / "real" / "converse_3.jpg", encode(picture(3), "JPEG", quality=95))
+    write(compiled / "real" / "6.jpg", encode(picture(6), "JPEG", quality=80))
+    write(compiled / "real" / "nike_7.jpg", encode(picture(7), "JPEG", quality=95))
+    write(compiled / "real" / "puma_8.jpg", encode(picture(8), "JPEG", quality=95))
+    write(compiled / "ai-midjourney" / "x.jpg", encode(picture(10), "JPEG", quality=60))
+    write(compiled / "other" / "unsorted.jpg", encode(picture(11), "JPEG", quality=90))
+    write(compiled / "__MACOSX" / "real" / "._nike_1.jpg", b"\x00\x05\x16\x07resource")
+    fetch_report(
+        raw, [{"name": "shop"}, {"name": "renders"}, {"name": "compiled", "refused": REFUSED}]
+    )
+    return raw
+
+
+@pytest.fixture
+def manifest(raw: Path) -> pd.DataFrame:
+    return build_manifest(raw, SOURCES, BRANDS, SETTINGS)
+
+
+def row(manifest: pd.DataFrame, source: str, path: str) -> pd.Series:
+    hits = manifest[(manifest["source"] == source) & (manifest["path"] == path)]
+    assert len(hits) == 1, f"{source}/{path} appears {len(hits)} times"
+    return hits.iloc[0]
+
+
+def test_one_row_per_file_with_the_right_verdict(manifest: pd.DataFrame, raw: Path) -> None:
+    files = [p.relative_to(raw) for p in raw.rglob("*") if p.is_file()]
+    found = {(f.parts[0], "/".join(f.parts[1:])) for f in files if len(f.parts) > 1}
+    listed = set(zip(manifest["source"], manifest["path"], strict=True))
+    assert listed == found | {("compiled", "real/escape.jpg")}
+    assert len(manifest) == len(listed)
+    verdicts = {(r.source, r.path): (r.status, r.reason) for r in manifest.itertuples()}
+    assert verdicts == EXPECTED
+
+
+def test_columns_order_and_statuses_add_up(manifest: pd.DataFrame) -> None:
+    assert list(manifest.columns) == COLUMNS
+    # Rows come in profile order of the sources, then by path, so the CSV is stable.
+    assert list(manifest["source"].drop_duplicates()) == ["shop", "renders", "compiled"]
+    for _, part in manifest.groupby("source", sort=False):
+        assert list(part["path"]) == sorted(part["path"])
+    counts = manifest["status"].value_counts()
+    assert len(manifest) == sum(counts.get(s, 0) for s in STATUSES)
+    assert set(counts.index) == set(STATUSES)
+
+
+def test_duplicate_groups_and_kept_members(manifest: pd.DataFrame) -> None:
+    def group_of(source: str, path: str) -> str:
+        value = row(manifest, source, path)["group"]
+        assert isinstance(value, str) and value.startswith("g"), f"{source}/{path}: {value!r}"
+        return value
+
+    exact = group_of("shop", "nike/a.jpg")
+    assert group_of("shop", "nike/a_copy.jpg") == exact == group_of("compiled", "real/nike_1.jpg")
+    assert group_of("shop", "adidas/b.jpg") == group_of("compiled", "real/adidas_2.jpg")
+    assert group_of("shop", "converse/c.jpg") == group_of("compiled", "real/converse_3.jpg")
+    assert group_of("renders", "x.png") == group_of("compiled", "ai-midjourney/x.jpg")
+    assert group_of("renders", "six.png") == group_of("compiled", "real/6.jpg")
+    assert manifest["group"].nunique() == 5
+    assert pd.isna(row(manifest, "shop", "Nike/e.png")["group"])
+    assert pd.isna(row(manifest, "compiled", "real/nike_7.jpg")["group"])
+
+    assert row(manifest, "shop", "nike/a_copy.jpg")["detail"] == "kept shop/nike/a.jpg"
+    assert row(manifest, "compiled", "real/nike_1.jpg")["detail"] == "kept shop/nike/a.jpg"
+    assert row(manifest, "shop", "adidas/b.jpg")["detail"] == "kept compiled/real/adidas_2.jpg"
+    big = row(manifest, "compiled", "real/adidas_2.jpg")
+    assert (big["width"], big["height"]) == (144, 128)
+    assert row(manifest, "compiled", "real/converse_3.jpg")["detail"] == "kept shop/converse/c.jpg"
+    # The lossless original wins over its re-encoded copy.
+    assert row(manifest, "compiled", "ai-midjourney/x.jpg")["detail"] == "kept renders/x.png"
+
+
+def test_label_conflict_rejects_the_whole_group(manifest: pd.DataFrame) -> None:
+    for source, path in (("renders", "six.png"), ("compiled", "real/6.jpg")):
+        conflict = row(manifest, source, path)
+        assert conflict["status"] == "rejected" and conflict["reason"] == "label_conflict"
+        assert "ai and real" in conflict["detail"]
+        assert pd.isna(conflict["id"])
+
+
+def test_ids_only_on_accepted_rows(manifest: pd.DataFrame) -> None:
+    accepted = manifest["status"] == "accepted"
+    assert manifest.loc[accepted, "id"].notna().all()
+    assert manifest.loc[~accepted, "id"].isna().all()
+    assert manifest.loc[accepted, "id"].is_unique
+    assert (manifest.loc[accepted, "id"] == manifest.loc[accepted, "sha256"].str[:16]).all()
+
+
+def test_labels_and_brands(manifest: pd.DataFrame) -> None:
+    expected = {
+        ("shop", "nike/a.jpg"): ("real", "nike"),
+        ("shop", "Nike/e.png"): ("real", "nike"),  # folder names match case-insensitively
+        ("shop", "adidas/b.jpg"): ("real", "adidas"),
+        ("shop", "notes.txt"): ("real", ""),
+        ("renders", "x.png"): ("ai", ""),  # no brand rule
+        ("compiled", "real/nike_7.jpg"): ("real", "nike"),
+        ("compiled", "real/adidas_2.jpg"): ("real", "adidas"),
+        ("compiled", "real/puma_8.jpg"): ("real", ""),  # not a listed brand
+        ("compiled", "ai-midjourney/x.jpg"): ("ai", ""),
+        ("compiled", "real/escape.jpg"): ("real", ""),
+    }
+    for (source, path), (label, brand) in expected.items():
+        found = row(manifest, source, path)
+        assert (found["label"], found["brand"]) == (label, brand), f"{source}/{path}"
+    unlabeled = row(manifest, "compiled", "other/unsorted.jpg")
+    assert pd.isna(unlabeled["label"]) or unlabeled["label"] == ""
+    assert "real, ai-midjourney" in unlabeled["detail"]
+
+
+def test_encoding_facts_are_recorded(manifest: pd.DataFrame) -> None:
+    q95 = row(manifest, "compiled", "real/converse_3.jpg")
+    assert (q95["format"], q95["jpeg_quality"], q95["subsampling"], q95["icc"]) == (
+        "JPEG", 95, "4:2:0", False,
+    )  # fmt: skip
+    png = row(manifest, "renders", "x.png")
+    assert png["format"] == "PNG" and pd.isna(png["jpeg_quality"])
+
+
+def test_summary_counts(manifest: pd.DataFrame) -> None:
+    summary = summarize(manifest)
+    json.dumps(summary)  # goes into metrics/data.json
+    assert summary["files"] == len(EXPECTED) == 21
+    assert (summary["accepted"], summary["rejected"], summary["duplicate"], summary["ignored"]) == (
+        8, 6, 5, 2,
+    )  # fmt: skip
+    assert summary["files"] == sum(summary[s] for s in STATUSES)
+    assert summary["by_source"] == {
+        "shop": {"real": {"accepted": 3, "duplicate": 2, "rejected": 2, "ignored": 1}},
+        "renders": {"ai": {"accepted": 2, "rejected": 1}},
+        "compiled": {
+            "ai": {"duplicate": 1},
+            # __MACOSX/real/... takes its label from the real/ folder inside it.
+            "real": {"accepted": 3, "duplicate": 2, "rejected": 2, "ignored": 1},
+            "unlabeled": {"rejected": 1},
+        },
+    }
+    assert summary["duplicate_groups"] == {"total": 5, "exact": 1, "near": 4, "label_conflicts": 1}
+    assert summary["rejected_by_reason"] == {
+        "label_conflict": 2, "link_outside_source": 1, "not_an_image": 1, "too_small": 1,
+        "unlabeled": 1,
+    }  # fmt: skip
+    assert summary["ignored_by_reason"] == {"os_junk": 2}
+
+
+def test_exact_duplicates_group_even_with_near_matching_off(raw: Path) -> None:
+    """A negative threshold disables near matching: only sha256 equality still groups."""
+    settings = MergeSettings(min_size=32, max_pixels=1_000_000, near_threshold=-1, workers=1)
+    strict = build_manifest(raw, SOURCES, BRANDS, settings)
+    assert row(strict, "compiled", "real/nike_1.jpg")["reason"] == "exact_duplicate"
+    for path in ("ai-midjourney/x.jpg", "real/converse_3.jpg", "real/adidas_2.jpg", "real/6.jpg"):
+        assert row(strict, "compiled", path)["status"] == "accepted", path
+    assert strict["group"].nunique() == 1
+
+
+def test_missing_fetch_report_says_to_run_fetch(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "shop").mkdir(parents=True)
+    with pytest.raises(SneakersError, match=r"_fetch.json is missing: run `dvc repro fetch`"):
+        build_manifest(tmp_path / "raw", SOURCES[:1], BRANDS, SETTINGS)
+
+
+def test_source_not_fetched_says_to_run_fetch(
+    tmp_path: Path, fetch_report: Callable[[Path, list[dict[str, Any]]], Path]
+) -> None:
+    fetch_report(tmp_path / "raw", [{"name": "shop"}])
+    with pytest.raises(
+        SneakersError, match=r"source\(s\) renders, compiled not fetched.*dvc repro"
+    ):
+        build_manifest(tmp_path / "raw", SOURCES, BRANDS, SETTINGS)

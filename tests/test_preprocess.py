@@ -1,0 +1,236 @@
+"""standardize_bytes: every input mode comes out as the same kind of JPEG, and looks right.
+
+The output encoding must not depend on the input (that is the shortcut the step removes), so
+each case checks the full encoding contract and then a few pixels that prove the conversion
+(transparency, 16-bit range, orientation, frames, fit) did what it should.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, JpegImagePlugin
+
+from sneakers.preprocess import FIT_POLICIES, fit, standardize_bytes
+from sneakers.probe import jpeg_quality
+
+SIZE = 64
+QUALITY = 85
+MAX_PIXELS = 10_000_000
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def save(im: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def markers(data: bytes) -> list[int]:
+    """JPEG marker codes from SOI up to the start of scan (header segments only)."""
+    assert data[:2] == b"\xff\xd8"
+    found, pos = [], 2
+    while pos < len(data):
+        assert data[pos] == 0xFF, f"no marker at {pos}"
+        code = data[pos + 1]
+        found.append(code)
+        if code == 0xDA:  # start of scan: entropy-coded data follows
+            break
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return found
+
+
+def standard(data: bytes, policy: str = "stretch", size: int = SIZE) -> np.ndarray:
+    """Standardize, check the encoding contract, and return the decoded pixels."""
+    out = standardize_bytes(data, size, policy, QUALITY, MAX_PIXELS)
+    codes = markers(out)
+    assert 0xC0 in codes, "not a baseline JPEG (SOF0)"
+    assert not {0xC1, 0xC2, 0xC3} & set(codes), "progressive or extended JPEG"
+    assert 0xE1 not in codes, "APP1 (EXIF) present"
+    assert 0xE2 not in codes, "APP2 (ICC) present"
+    with Image.open(io.BytesIO(out)) as im:
+        assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (size, size))
+        assert jpeg_quality(im) == QUALITY
+        assert JpegImagePlugin.get_sampling(im) == 2  # 4:2:0
+        assert "icc_profile" not in im.info and "exif" not in im.info
+        assert not im.info.get("progressive")
+        return np.asarray(im).astype(int)
+
+
+def near(pixel: np.ndarray, color: tuple[int, int, int], tol: int = 12) -> bool:
+    return bool(np.abs(pixel - np.array(color)).max() <= tol)
+
+
+def grey_mode_l() -> bytes:
+    return save(Image.new("L", (SIZE, SIZE), 100), "PNG")
+
+
+def grey_with_alpha() -> bytes:
+    im = Image.new("LA", (SIZE, SIZE), (0, 0))  # left half black opaque, right transparent
+    im.paste((0, 255), (0, 0, SIZE // 2, SIZE))
+    return save(im, "PNG")
+
+
+def palette_with_transparency() -> bytes:
+    im = Image.new("P", (SIZE, SIZE), 0)
+    im.putpalette([0, 0, 0, *RED] + [0] * 762)
+    im.paste(1, (0, 0, SIZE // 2, SIZE))  # left half red, right half index 0 (transparent)
+    return save(im, "PNG", transparency=0)
+
+
+def half_transparent_red() -> bytes:
+    im = Image.new("RGBA", (SIZE, SIZE), (0, 0, 255, 0))  # fully transparent blue ...
+    im.paste((255, 0, 0, 128), (0, 0, SIZE // 2, SIZE))  # ... and half-opaque red
+    return save(im, "PNG")
+
+
+def cmyk_red() -> bytes:
+    return save(Image.new("CMYK", (SIZE, SIZE), (0, 255, 255, 0)), "JPEG", quality=95)
+
+
+def sixteen_bit_gradient() -> bytes:
+    ramp = np.tile(np.linspace(0, 65535, SIZE).astype(np.uint16), (SIZE, 1))
+    im = Image.fromarray(ramp)
+    assert im.mode == "I;16"
+    return save(im, "PNG")
+
+
+def one_bit() -> bytes:
+    im = Image.new("1", (SIZE, SIZE), 0)
+    im.paste(1, (SIZE // 2, 0, SIZE, SIZE))
+    return save(im, "PNG")
+
+
+def animated_gif() -> bytes:
+    first, second = Image.new("RGB", (SIZE, SIZE), RED), Image.new("RGB", (SIZE, SIZE), BLUE)
+    return save(first, "GIF", save_all=True, append_images=[second], duration=50, loop=0)
+
+
+def cmyk_tiff() -> bytes:
+    return save(Image.new("CMYK", (SIZE, SIZE), (0, 255, 255, 0)), "TIFF")
+
+
+def srgb_tagged_jpeg() -> bytes:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return save(Image.new("RGB", (SIZE, SIZE), GREEN), "JPEG", quality=95, icc_profile=icc)
+
+
+def left_right(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    row = SIZE // 2
+    return px[row, 4], px[row, SIZE - 5]
+
+
+CASES: dict[str, tuple[Callable[[], bytes], Callable[[np.ndarray], bool]]] = {
+    "L": (grey_mode_l, lambda px: near(px[32, 32], (100, 100, 100), 3)),
+    "LA": (
+        grey_with_alpha,
+        lambda px: near(left_right(px)[0], (0, 0, 0)) and near(left_right(px)[1], WHITE),
+    ),
+    "P+transparency": (
+        palette_with_transparency,
+        lambda px: near(left_right(px)[0], RED) and near(left_right(px)[1], WHITE),
+    ),
+    "RGBA": (
+        half_transparent_red,
+        lambda px: near(left_right(px)[0], (255, 127, 127), 6) and near(left_right(px)[1], WHITE),
+    ),
+    "CMYK-JPEG": (cmyk_red, lambda px: near(px[32, 32], RED)),
+    "CMYK-TIFF": (cmyk_tiff, lambda px: near(px[32, 32], RED)),
+    "1-bit": (
+        one_bit,
+        lambda px: near(left_right(px)[0], (0, 0, 0)) and near(left_right(px)[1], WHITE),
+    ),
+    "GIF-first-frame": (animated_gif, lambda px: near(px[32, 32], RED)),
+    "ICC-tagged": (srgb_tagged_jpeg, lambda px: near(px[32, 32], GREEN)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_mode_gives_the_same_encoding_and_right_pixels(case: str) -> None:
+    make, looks_right = CASES[case]
+    assert looks_right(standard(make())), f"{case}: pixels are not what the input shows"
+
+
+def test_sixteen_bit_keeps_its_range_instead_of_clipping() -> None:
+    """A naive convert() clips every value above 255 to white; the ramp must stay a ramp."""
+    row = standard(sixteen_bit_gradient())[SIZE // 2, :, 0]
+    assert row[2] < 20, "the dark end became bright"
+    assert row[-3] > 235, "the bright end is not bright"
+    assert 90 < row[SIZE // 2] < 170, "the middle is not mid-grey"
+    assert np.all(np.diff(row[2:-2].astype(int)) >= -4), "the ramp is not increasing"
+
+
+def test_exif_orientation_is_applied() -> None:
+    """Stored 80x48 with a red top-left marker; orientation 6 means 'rotate 90 clockwise'.
+
+    Displayed, the picture is taller than wide and the marker sits at the top right.
+    """
+    stored = Image.new("RGB", (80, 48), BLUE)
+    stored.paste(RED, (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    px = standard(save(stored, "JPEG", quality=95, exif=exif.tobytes()), "stretch")
+    corners = {"tl": px[4, 4], "tr": px[4, SIZE - 5], "bl": px[SIZE - 5, 4], "br": px[-5, -5]}
+    assert near(corners["tr"], RED, 30)
+    assert all(near(corners[c], BLUE, 30) for c in ("tl", "bl", "br"))
+
+
+def three_bands() -> Image.Image:
+    """96x48: red | green | blue thirds of 24 | 48 | 24 px, so the centre square is green."""
+    im = Image.new("RGB", (96, 48), GREEN)
+    im.paste(RED, (0, 0, 24, 48))
+    im.paste(BLUE, (72, 0, 96, 48))
+    return im
+
+
+def test_fit_crop_keeps_the_centre() -> None:
+    px = standard(save(three_bands(), "PNG"), "crop")
+    assert near(px[32, 2], GREEN, 30) and near(px[32, 61], GREEN, 30) and near(px[2, 32], GREEN)
+    assert not (np.abs(px - np.array(RED)).max(axis=2) < 60).any(), "cropped red band visible"
+
+
+def test_fit_pad_adds_white_bars() -> None:
+    px = standard(save(three_bands(), "PNG"), "pad")
+    # 96x48 contained in 64x64 is 64x32: 16 px white bars above and below.
+    assert near(px[4, 32], WHITE) and near(px[SIZE - 5, 32], WHITE)
+    assert near(px[32, 4], RED, 30) and near(px[32, 32], GREEN, 30) and near(px[32, 59], BLUE, 30)
+
+
+def test_fit_stretch_keeps_everything_without_bars() -> None:
+    px = standard(save(three_bands(), "PNG"), "stretch")
+    for y in (2, 32, 61):
+        assert near(px[y, 4], RED, 30) and near(px[y, 32], GREEN, 30) and near(px[y, 59], BLUE, 30)
+
+
+def test_unknown_fit_policy_is_refused() -> None:
+    assert FIT_POLICIES == ("crop", "pad", "stretch")
+    with pytest.raises(ValueError, match="unknown fit policy 'zoom'"):
+        fit(three_bands(), SIZE, "zoom")
+
+
+@pytest.mark.parametrize("case", ["RGBA", "CMYK-JPEG", "GIF-first-frame"])
+def test_same_input_gives_identical_bytes(case: str) -> None:
+    data = CASES[case][0]()
+    first = standardize_bytes(data, SIZE, "crop", QUALITY, MAX_PIXELS)
+    assert standardize_bytes(data, SIZE, "crop", QUALITY, MAX_PIXELS) == first
+
+
+def test_large_jpeg_draft_decoding_still_gives_the_exact_size(
+    picture: Callable[..., Image.Image], encode: Callable[..., bytes]
+) -> None:
+    """JPEGs are decoded at a reduced DCT scale first; the output must still be size x size."""
+    big = encode(picture(3, scale=40), "JPEG", quality=90)  # 360 x 320
+    px = standard(big, "crop", size=48)
+    assert px.shape == (48, 48, 3)
+
+
+@pytest.mark.parametrize("limit", [9_999, 4_000])
+def test_pixel_limit_raises_the_bomb_error(limit: int) -> None:
+    """Just over the limit and over twice it (Pillow's own threshold) fail the same way."""
+    data = save(Image.new("RGB", (100, 100), RED), "PNG")
+    with pytest.raises(Image.DecompressionBombError):
+        standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=limit)
+    assert standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=10_000)

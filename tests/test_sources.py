@@ -1,0 +1,281 @@
+"""fetch: folders and archives are copied without trusting them; Kaggle failures are one line.
+
+Every Kaggle test stays offline: the real kagglehub call is sent to a closed local proxy port
+(what an offline machine sees: requests.ConnectionError within a second), and the HTTP and
+credential failures are injected with monkeypatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from sneakers.errors import SneakersError
+from sneakers.params import Source
+from sneakers.sources import ArchiveLimits, extract_zip, fetch_all, kaggle_download
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS = ArchiveLimits()
+OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+
+
+def path_source(name: str, path: Path) -> Source:
+    return Source(name=name, kind="path", path=str(path), label="real")
+
+
+def report(raw: Path) -> dict[str, dict]:
+    """_fetch.json by source name."""
+    return {e["name"]: e for e in json.loads((raw / "_fetch.json").read_text())["sources"]}
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_folder_source_copies_files_and_refuses_links_that_leave(tmp_path: Path) -> None:
+    src, outside = tmp_path / "pictures", tmp_path / "private"
+    (src / "real").mkdir(parents=True)
+    (src / "albums").mkdir()
+    outside.mkdir()
+    (outside / "passwords.jpg").write_bytes(b"secret")
+    (src / "real" / "a.jpg").write_bytes(b"photo a")
+    (src / "real" / "b with space.jpg").write_bytes(b"photo b")
+    (src / "real" / "inside.jpg").symlink_to(src / "real" / "a.jpg")
+    (src / "real" / "escape.jpg").symlink_to(outside / "passwords.jpg")
+    (src / "real" / "album-link").symlink_to(src / "albums", target_is_directory=True)
+    raw = tmp_path / "data" / "raw"
+
+    fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
+
+    copied = raw / "pics"
+    assert files_under(copied) == {
+        "real/a.jpg": b"photo a",
+        "real/b with space.jpg": b"photo b",
+        "real/inside.jpg": b"photo a",
+    }
+    assert not (copied / "real" / "inside.jpg").is_symlink(), "a link inside is copied as a file"
+    assert not any(p.is_symlink() for p in copied.rglob("*"))
+    entry = report(raw)["pics"]
+    assert (entry["kind"], entry["origin"], entry["files"]) == ("path", str(src), 3)
+    refused = {r["path"]: (r["status"], r["reason"]) for r in entry["refused"]}
+    assert refused == {
+        "real/escape.jpg": ("rejected", "link_outside_source"),
+        "real/album-link": ("ignored", "link_to_folder"),
+    }
+    assert b"secret" not in b"".join(files_under(raw).values())
+    assert not (raw.parent / "raw.partial").exists()
+
+
+def test_fetch_replaces_the_previous_raw_folder(tmp_path: Path) -> None:
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (src / "new.jpg").write_bytes(b"new")
+    raw = tmp_path / "raw"
+    (raw / "pics").mkdir(parents=True)
+    (raw / "pics" / "stale.jpg").write_bytes(b"old")
+    (raw / "gone-source").mkdir()
+    fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
+    assert sorted(p.name for p in raw.iterdir()) == ["_fetch.json", "pics"]
+    assert files_under(raw / "pics") == {"new.jpg": b"new"}
+
+
+def symlink_member(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix, so external_attr carries the mode
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target.encode()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    """A .zip holding normal members and every kind of member that must not be unpacked."""
+    path = tmp_path / "incoming" / "shoes.zip"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("real/a.jpg", os.urandom(2000))
+        zf.writestr("ai-midjourney/b.jpg", os.urandom(3000))
+        zf.writestr("real/", b"")  # a directory entry is skipped, not refused
+        zf.writestr("../evil.jpg", b"parent escape")
+        zf.writestr("real/../../evil-nested.jpg", b"nested escape")
+        zf.writestr("/tmp/evil-absolute.jpg", b"absolute path")
+        zf.writestr(*symlink_member("real/link.jpg", "/etc/passwd"))
+        zf.writestr("real/bomb.jpg", b"\0" * 200_000)  # deflates about 1000:1
+    return path
+
+
+def test_zip_source_extracts_safe_members_and_refuses_the_rest(
+    tmp_path: Path, archive: Path
+) -> None:
+    raw = tmp_path / "data" / "raw"
+    limits = ArchiveLimits(max_bytes=1_000_000, max_ratio=50)
+    fetch_all([path_source("zipped", archive)], raw, seed=1, limits=limits)
+
+    assert set(files_under(raw / "zipped")) == {"real/a.jpg", "ai-midjourney/b.jpg"}
+    refused = {r["path"]: (r["status"], r["reason"]) for r in report(raw)["zipped"]["refused"]}
+    assert refused == {
+        "../evil.jpg": ("rejected", "unsafe_archive_path"),
+        "real/../../evil-nested.jpg": ("rejected", "unsafe_archive_path"),
+        "/tmp/evil-absolute.jpg": ("rejected", "unsafe_archive_path"),
+        "real/link.jpg": ("rejected", "link_in_archive"),
+        "real/bomb.jpg": ("rejected", "compression_ratio"),
+    }
+    assert report(raw)["zipped"]["files"] == 2
+    # Nothing landed beside or above the destination.
+    assert sorted(p.name for p in tmp_path.rglob("evil*")) == []
+    assert not Path("/tmp/evil-absolute.jpg").exists()
+
+
+def test_zip_total_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+            zf.writestr(f"real/{name}", os.urandom(1000))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    refused = extract_zip(path, dest, ArchiveLimits(max_bytes=2500, max_ratio=200))
+    # Members are taken in name order until the next one would pass the cap.
+    assert set(files_under(dest)) == {"real/a.jpg", "real/b.jpg"}
+    assert [(r["path"], r["reason"]) for r in refused] == [
+        ("real/c.jpg", "archive_too_large"),
+        ("real/d.jpg", "archive_too_large"),
+    ]
+
+
+def test_missing_path_and_non_archive_are_user_errors(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    with pytest.raises(SneakersError, match=r"source pics: .*nowhere does not exist; fix its path"):
+        fetch_all([path_source("pics", tmp_path / "nowhere")], raw, seed=1, limits=LIMITS)
+    text = tmp_path / "list.txt"
+    text.write_text("not an archive")
+    with pytest.raises(SneakersError, match=r"neither a folder nor a \.zip archive"):
+        fetch_all([path_source("pics", text)], raw, seed=1, limits=LIMITS)
+    assert not raw.exists(), "a failed fetch must not leave a half-made data/raw"
+
+
+def test_kaggle_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The real kagglehub call, with the network unreachable, returns within seconds."""
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    outcome: dict[str, BaseException | Path] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = kaggle_download("no-such-owner/no-such-dataset/versions/1")
+        except BaseException as err:  # noqa: BLE001 - reported to the test thread below
+            outcome["result"] = err
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "kaggle_download hung instead of failing fast offline"
+    err = outcome["result"]
+    assert isinstance(err, SneakersError), f"expected SneakersError, got {err!r}"
+    message = str(err)
+    assert "cannot reach Kaggle" in message and "network" in message
+    assert "data.profile=demo" in message
+    assert "\n" not in message
+
+
+def http_error(status: int) -> Exception:
+    from kagglehub.exceptions import KaggleApiHTTPError
+
+    response = requests.Response()
+    response.status_code = status
+    return KaggleApiHTTPError(f"{status} Client Error", response=response)
+
+
+def unauthenticated() -> Exception:
+    from kagglehub.exceptions import UnauthenticatedError
+
+    return UnauthenticatedError()
+
+
+@pytest.mark.parametrize(
+    ("make_error", "expected", "unexpected"),
+    [
+        (lambda: http_error(404), r"Kaggle has no dataset a/b/versions/7: check "
+                                  r"owner/slug/versions/N", "KAGGLE_KEY"),
+        (lambda: http_error(401), r"set KAGGLE_USERNAME and KAGGLE_KEY", "no dataset"),
+        (lambda: http_error(403), r"set KAGGLE_USERNAME and KAGGLE_KEY", "no dataset"),
+        (unauthenticated, r"Kaggle refused a/b/versions/7: set KAGGLE_USERNAME and KAGGLE_KEY",
+         "no dataset"),
+        (lambda: http_error(503), r"failed \(HTTP 503\); retry later", "KAGGLE_KEY"),
+        (lambda: requests.Timeout("slow"), r"cannot reach Kaggle", "KAGGLE_KEY"),
+    ],
+)  # fmt: skip
+def test_kaggle_failures_map_to_messages(
+    monkeypatch: pytest.MonkeyPatch, make_error: object, expected: str, unexpected: str
+) -> None:
+    import kagglehub
+
+    def fail(handle: str, *args: object, **kwargs: object) -> str:
+        assert handle == "a/b/versions/7"
+        raise make_error()  # type: ignore[operator]
+
+    monkeypatch.setattr(kagglehub, "dataset_download", fail)
+    with pytest.raises(SneakersError, match=expected) as info:
+        kaggle_download("a/b/versions/7")
+    assert unexpected not in str(info.value)
+    assert info.value.__suppress_context__, "the kagglehub traceback must not be chained"
+
+
+def test_kaggle_success_returns_the_download_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import kagglehub
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.jpg").write_bytes(b"a")
+    monkeypatch.setattr(kagglehub, "dataset_download", lambda handle, **_: str(tmp_path))
+    assert kaggle_download("a/b/versions/7") == tmp_path
+    raw = tmp_path / "raw"
+    source = Source(name="kg", kind="kaggle", kaggle="a/b/versions/7", label="real")
+    fetch_all([source], raw, seed=1, limits=LIMITS)
+    assert files_under(raw / "kg") == {"real/a.jpg": b"a"}
+    assert report(raw)["kg"]["origin"] == "a/b/versions/7"
+
+
+def test_fetch_stage_offline_prints_one_error_line(tmp_path: Path) -> None:
+    """`dvc repro fetch` with a kaggle profile and no network: exit 1, one line, no traceback."""
+    params = {
+        "seed": 1,
+        "data": {
+            "profile": "one",
+            "brands": ["nike"],
+            "profiles": {
+                "one": [{"name": "kg", "kaggle": "no-such-owner/nothing/versions/1",
+                         "label": "real"}],
+            },
+        },
+    }  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, **OFFLINE, "KAGGLEHUB_CACHE": str(tmp_path / "kagglehub")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "fetch.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "cannot reach Kaggle" in errors[0] and "data.profile=demo" in errors[0]
+    assert not (tmp_path / "data" / "raw").exists()

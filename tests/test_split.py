@@ -1,0 +1,135 @@
+"""assign_splits: stratified by label, whole duplicate groups together, seeded and stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sneakers.errors import SneakersError
+from sneakers.split import SPLITS, assign_splits, check_fractions, summarize
+
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def make_index(
+    real: int, ai: int, groups: dict[str, tuple[str, int]] | None = None
+) -> pd.DataFrame:
+    """An index like standardize writes: singletons, plus named groups of (label, size)."""
+    rows = []
+    for label, count in (("real", real), ("ai", ai)):
+        rows += [{"label": label, "group": None} for _ in range(count)]
+    for group, (label, size) in (groups or {}).items():
+        rows += [{"label": label, "group": group} for _ in range(size)]
+    index = pd.DataFrame(rows)
+    index.insert(0, "id", [f"{i:016x}" for i in range(len(index))])
+    index["source"] = np.where(index.index % 3 == 0, "shop", "compiled")
+    index["path"] = [f"img{i}.jpg" for i in range(len(index))]
+    return index
+
+
+def test_every_row_gets_one_of_the_three_splits() -> None:
+    index = make_index(40, 55)
+    split = assign_splits(index, FRACTIONS, seed=42)
+    assert len(split) == len(index)
+    assert list(split["id"]) == list(index["id"]), "rows keep their order"
+    assert set(split["split"]) == set(SPLITS)
+    assert "split" not in index.columns, "the input is not modified"
+
+
+@pytest.mark.parametrize(
+    ("real", "ai", "fractions"),
+    [
+        (40, 55, FRACTIONS),
+        (17, 93, FRACTIONS),
+        (101, 7, {"train": 0.7, "val": 0.15, "test": 0.15}),
+        (30, 30, {"train": 0.5, "val": 0.25, "test": 0.25}),
+    ],
+)
+def test_stratified_per_label_within_one_image(
+    real: int, ai: int, fractions: dict[str, float]
+) -> None:
+    split = assign_splits(make_index(real, ai), fractions, seed=7)
+    for label, total in (("real", real), ("ai", ai)):
+        counts = split.loc[split["label"] == label, "split"].value_counts()
+        for name in SPLITS:
+            expected = fractions[name] * total
+            assert abs(counts.get(name, 0) - expected) <= 1, (label, name, counts.to_dict())
+
+
+def test_groups_never_straddle_splits() -> None:
+    groups = {f"g{i:05d}": ("real" if i % 2 else "ai", 2 + i % 4) for i in range(14)}
+    index = make_index(30, 30, groups)
+    for seed in range(5):
+        split = assign_splits(index, FRACTIONS, seed=seed)
+        grouped = split[split["id"].isin(index.loc[index["group"].notna(), "id"])]
+        per_group = grouped.groupby("group")["split"].nunique()
+        assert len(per_group) == 14
+        assert (per_group == 1).all(), per_group[per_group > 1].to_dict()
+        assert set(split["split"]) == set(SPLITS)
+
+
+def test_ungrouped_rows_are_their_own_group() -> None:
+    split = assign_splits(make_index(10, 10), FRACTIONS, seed=1)
+    assert (split["group"] == split["id"]).all()
+
+
+def test_same_seed_gives_byte_identical_csv(tmp_path: Path) -> None:
+    index = make_index(33, 44, {"g00000": ("real", 3), "g00001": ("ai", 2)})
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    assign_splits(index, FRACTIONS, seed=42).to_csv(first, index=False)
+    assign_splits(index.copy(), FRACTIONS, seed=42).to_csv(second, index=False)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_a_different_seed_gives_a_different_assignment() -> None:
+    index = make_index(40, 40)
+    a = assign_splits(index, FRACTIONS, seed=42)["split"]
+    b = assign_splits(index, FRACTIONS, seed=43)["split"]
+    assert not a.equals(b)
+
+    # ... while the per-label counts stay the same: only who goes where changes.
+    def counts(split: pd.Series) -> dict:
+        return split.groupby(index["label"]).value_counts().to_dict()
+
+    assert counts(a) == counts(b)
+
+
+def test_labels_are_split_independently() -> None:
+    """Adding AI images must not move any real image: each label has its own random stream."""
+    small = assign_splits(make_index(25, 10), FRACTIONS, seed=3)
+    large = assign_splits(make_index(25, 60), FRACTIONS, seed=3)
+    assert list(small.loc[small["label"] == "real", "split"]) == list(
+        large.loc[large["label"] == "real", "split"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("fractions", "message"),
+    [
+        ({"train": 0.6, "val": 0.4}, "needs positive train, val and test"),
+        ({"train": 0.6, "val": 0.2, "test": 0.2, "holdout": 0.0}, "needs positive train"),
+        ({"train": 0.8, "val": 0.2, "test": 0.0}, "needs positive train"),
+        ({"train": 1.2, "val": -0.1, "test": -0.1}, "needs positive train"),
+        ({"train": 0.6, "val": 0.2, "test": 0.3}, "sum to 1.1; make them sum to 1"),
+        ({"train": 0.5, "val": 0.2, "test": 0.2}, "sum to 0.9; make them sum to 1"),
+    ],
+)
+def test_fraction_errors(fractions: dict[str, float], message: str) -> None:
+    with pytest.raises(SneakersError, match=message):
+        check_fractions(fractions)
+    with pytest.raises(SneakersError, match=message):
+        assign_splits(make_index(5, 5), fractions, seed=1)
+
+
+def test_summary_counts_per_split() -> None:
+    split = assign_splits(make_index(20, 30), FRACTIONS, seed=5)
+    summary = summarize(split)
+    assert list(summary) == list(SPLITS)
+    assert sum(s["total"] for s in summary.values()) == 50
+    assert summary["train"]["by_label"] == {"ai": 18, "real": 12}
+    for name, part in summary.items():
+        assert sum(part["by_label"].values()) == part["total"] == sum(part["by_source"].values())
+        assert part["total"] == int((split["split"] == name).sum())
