@@ -54,15 +54,21 @@ def build_manifest(
     """Scan, probe and deduplicate all sources; return the manifest in a stable row order."""
     refused = read_fetch_report(raw_dir, sources)
     rows = [
-        entry_row(source, row, brands)
+        {"source": source.name, **row, **describe(source, row["path"], brands)}
         for source in sources
         for row in scan_source(raw_dir / source.name) + refused.get(source.name, [])
     ]
+    labels = {source.name: source.labels for source in sources}
     todo = [i for i, row in enumerate(rows) if row["status"] == "candidate"]
     probe = partial(probe_file, min_size=settings.min_size, max_pixels=settings.max_pixels)
     paths = [str(raw_dir / rows[i]["source"] / rows[i]["path"]) for i in todo]
     for i, facts in zip(todo, parallel_map(probe, paths, settings.workers, "merge"), strict=True):
         rows[i].update(facts)
+        if facts["status"] == "accepted" and not rows[i]["label"]:
+            folders = ", ".join(labels[rows[i]["source"]])
+            rows[i].update(
+                status="rejected", reason="unlabeled", detail=f"no folder among: {folders}"
+            )
     manifest = pd.DataFrame(rows).reindex(columns=COLUMNS).astype(DTYPES)
     order = {s.name: k for k, s in enumerate(sources)}
     manifest = manifest.sort_values(
@@ -103,15 +109,6 @@ def describe(source: Source, rel: str, brands: list[str]) -> dict[str, str]:
         stem = parts[-1].lower()
         brand = next((b for b in brands if stem.startswith(b)), "")
     return {"label": label, "brand": brand}
-
-
-def entry_row(source: Source, row: dict[str, Any], brands: list[str]) -> dict[str, Any]:
-    """A scanned entry with its source, label and brand; a file with no label is rejected here."""
-    row = {"source": source.name, **row, **describe(source, row["path"], brands)}
-    if row["status"] == "candidate" and not row["label"]:
-        folders = ", ".join(source.labels)
-        row.update(status="rejected", reason="unlabeled", detail=f"no folder among: {folders}")
-    return row
 
 
 def probe_file(path: str, min_size: int, max_pixels: int) -> dict[str, Any]:
