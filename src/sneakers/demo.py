@@ -16,12 +16,14 @@ import colorsys
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageDraw, ImageFilter
+
+from sneakers.parallel import parallel_map
 
 BRANDS = ("adidas", "converse", "nike")
 KIND_CODES = {"photos": 1, "renders": 2}
@@ -698,26 +700,47 @@ def _photo_jpeg(seed: int, index: int, size: int) -> bytes:
 # Sources
 
 
+def _photo_file(index: int, seed: int, size: int) -> bytes:
+    return _photo_jpeg(seed, index, size)
+
+
+def _render_file(index: int, seed: int, size: int) -> tuple[str, bytes]:
+    name, im = _render(seed, index, size)
+    return name, _png(im)
+
+
+def _compiled_real_file(index: int, seed: int, size: int) -> bytes:
+    return _reencode(_photo_jpeg(seed, index, size), 95)
+
+
+def _compiled_ai_file(index: int, seed: int, size: int) -> tuple[str, bytes]:
+    name, im = _render(seed, index, size)
+    small = im.resize((COMPILED_SIZE, COMPILED_SIZE), Image.Resampling.LANCZOS)
+    return name, _jpeg(small, 90, icc=True)
+
+
+def _draw(fn: Callable[..., Any], indices: list[int], seed: int, size: int, desc: str) -> list:
+    """Draw pictures in parallel (one per core), in index order, with a progress bar."""
+    return parallel_map(partial(fn, seed=seed, size=size), indices, workers=0, desc=desc)
+
+
 def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
     """Kaggle nike-adidas-converse layout: train/test split by index, one folder per brand."""
-    size = int(settings.get("size", 240))
+    indices = list(range(int(settings.get("count", 150))))
+    files = _draw(_photo_file, indices, seed, int(settings.get("size", 240)), "demo photos")
     written = []
-    for i in range(int(settings.get("count", 150))):
+    for i, data in zip(indices, files, strict=True):
         split = "test" if i % 5 == 4 else "train"
         brand = BRANDS[i % len(BRANDS)]
-        path = out_dir / split / brand / f"{_photo_name(i)}.jpg"
-        written.append(_write(path, _photo_jpeg(seed, i, size)))
+        written.append(_write(out_dir / split / brand / f"{_photo_name(i)}.jpg", data))
     return written
 
 
 def _write_renders(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
     """MidJourney-like dump: high-resolution PNGs with random names in one folder."""
-    size = int(settings.get("size", 1024))
-    written = []
-    for i in range(int(settings.get("count", 180))):
-        name, im = _render(seed, i, size)
-        written.append(_write(out_dir / f"{name}.png", _png(im)))
-    return written
+    indices = list(range(int(settings.get("count", 180))))
+    files = _draw(_render_file, indices, seed, int(settings.get("size", 1024)), "demo renders")
+    return [_write(out_dir / f"{name}.png", data) for name, data in files]
 
 
 def _write_compiled(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
@@ -728,23 +751,21 @@ def _write_compiled(settings: Mapping[str, Any], out_dir: Path, seed: int) -> li
     """
     photo_size = int(settings.get("photo_size", 240))
     render_size = int(settings.get("render_size", 1024))
-    n_real, n_ai = int(settings.get("real", 100)), int(settings.get("ai", 140))
-    real_ids = [
-        *range(n_real),
-        *range(EXTRA_START, EXTRA_START + int(settings.get("extra_real", 10))),
-    ]
-    ai_ids = [*range(n_ai), *range(EXTRA_START, EXTRA_START + int(settings.get("extra_ai", 10)))]
+    extra_real = range(EXTRA_START, EXTRA_START + int(settings.get("extra_real", 10)))
+    extra_ai = range(EXTRA_START, EXTRA_START + int(settings.get("extra_ai", 10)))
+    real_ids = [*range(int(settings.get("real", 100))), *extra_real]
+    ai_ids = [*range(int(settings.get("ai", 140))), *extra_ai]
     real_dir, ai_dir = out_dir / "real", out_dir / "ai-midjourney"
-    written = []
-    for i in real_ids:
-        jpeg = _photo_jpeg(seed, i, photo_size)
-        written.append(_write(real_dir / f"{_photo_name(i)}.jpg", _reencode(jpeg, 95)))
-        if i == 0:
-            written.append(_write(real_dir / f"{_photo_name(i)} (1).jpg", _reencode(jpeg, 80)))
-    for i in ai_ids:
-        name, im = _render(seed, i, render_size)
-        small = im.resize((COMPILED_SIZE, COMPILED_SIZE), Image.Resampling.LANCZOS)
-        written.append(_write(ai_dir / f"{name}.jpg", _jpeg(small, 90, icc=True)))
+    reals = _draw(_compiled_real_file, real_ids, seed, photo_size, "demo compiled real")
+    written = [
+        _write(real_dir / f"{_photo_name(i)}.jpg", data)
+        for i, data in zip(real_ids, reals, strict=True)
+    ]
+    if real_ids and real_ids[0] == 0:
+        again = _reencode(_photo_jpeg(seed, 0, photo_size), 80)
+        written.append(_write(real_dir / f"{_photo_name(0)} (1).jpg", again))
+    ais = _draw(_compiled_ai_file, ai_ids, seed, render_size, "demo compiled ai")
+    written += [_write(ai_dir / f"{name}.jpg", data) for name, data in ais]
     broken = _reencode(_photo_jpeg(seed, BROKEN_INDEX, photo_size), 95)
     written.append(_write(real_dir / "broken_0.jpg", broken[: len(broken) // 2]))
     written.append(_write(out_dir / ".DS_Store", b"\x00\x00\x00\x01Bud1" + bytes(24)))

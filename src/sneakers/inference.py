@@ -86,7 +86,7 @@ def save_artifact(path: Path, artifact: dict[str, Any]) -> None:
 def load_artifact(path: Path) -> dict[str, Any]:
     """Load a model file safely (weights_only=True: no code runs) and check it is ours."""
     if not path.exists():
-        raise SneakersError(f"no model at {path}: train one with `dvc repro` or pass --model")
+        raise SneakersError(f"no model at {path}: train one with `dvc repro` or point to another model file")
     try:
         artifact = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means "not a usable artifact"
