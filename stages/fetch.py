@@ -3,13 +3,15 @@
 from pathlib import Path
 
 from sneakers.errors import run_main
-from sneakers.params import active_sources, load_params, section
+from sneakers.params import active_sources, load_params, section, settings_from
 from sneakers.sources import ArchiveLimits, fetch_all
 
 
 def main() -> None:
     params = load_params()
-    limits = ArchiveLimits(**section(params, "data").get("archive", {}))
+    limits = settings_from(
+        ArchiveLimits, section(params, "data").get("archive", {}), "data.archive"
+    )
     fetch_all(active_sources(params), Path("data/raw"), params["seed"], limits)
 
 

@@ -11,7 +11,7 @@ from sneakers.standardize import StandardizeSettings, standardize_manifest
 def main() -> None:
     params = load_params()
     max_pixels = section(params, "merge")["max_pixels"]
-    settings = StandardizeSettings.from_params(section(params, "standardize"), max_pixels)
+    settings = StandardizeSettings.from_params(section(params, "standardize"))
     manifest = read_csv(Path("data/merged/manifest.csv"))
     index = standardize_manifest(
         manifest, Path("data/raw"), Path("data/standardized"), settings, max_pixels

@@ -1,4 +1,5 @@
-"""Shared fixtures for the data tests: tiny synthetic pictures, encoders and raw-folder builders.
+"""Shared fixtures: tiny synthetic pictures, raw-folder builders, synthetic splits with a small
+trained model, and throwaway git + DVC repositories for the end-to-end tests.
 
 The pictures are 9x8 grids of grey levels where horizontally adjacent cells always differ by a
 large step, so their perceptual hashes are decisive: re-encoding or resizing one moves its
@@ -10,15 +11,26 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from sneakers.files import FETCH_REPORT
+
+if TYPE_CHECKING:  # torch and the training code load only when a test trains
+    from sneakers.data import SplitData
+    from sneakers.train import TrainSettings
 
 GRID = (9, 8)  # columns, rows: the grid dhash samples, so every cell edge is one hash bit
 
@@ -95,3 +107,190 @@ def fetch_report() -> Callable[[Path, list[dict[str, Any]]], Path]:
         return path
 
     return _write
+
+
+# --- synthetic splits and a small trained model (train, inference, evaluate, plots tests) ---
+
+SYNTH_SIZE = 40  # about the smallest size the unpadded conv trunk accepts (36)
+SYNTH_PER_SPLIT = 48
+# Chosen so that training is quick, learns, and the best validation loss is not the last epoch.
+SYNTH_TRAIN = {"arch": "seed_cnn", "seed": 1, "epochs": 4, "lr": 0.01, "batch_size": 8}
+
+
+def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
+    """Dark noise pictures; the ai ones carry a bright square, so any working CNN separates them.
+
+    Rows carry the index columns evaluate and plots read (id, label, source, brand, path);
+    every third brand is missing, as for sources without brand names.
+    """
+    import torch
+
+    from sneakers.data import CLASS_NAMES, SplitData
+
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % 2)
+    images = rng.integers(0, 90, (n, 3, size, size), dtype=np.uint8)
+    side = size // 3
+    for i in np.flatnonzero(labels):
+        y, x = rng.integers(0, size - side, 2)
+        images[i, :, y : y + side, x : x + side] = 240
+    rows = pd.DataFrame(
+        {
+            "id": [f"{name}-{i:03d}" for i in range(n)],
+            "label": [CLASS_NAMES[c] for c in labels],
+            "source": ["gen-a" if i % 2 else "gen-b" for i in range(n)],
+            "brand": [None if i % 3 == 0 else "nike" for i in range(n)],
+            "path": [f"{name}/{i:03d}.jpg" for i in range(n)],
+        }
+    )
+    return SplitData(torch.from_numpy(images), torch.from_numpy(labels).long(), rows)
+
+
+@dataclass
+class StubLog:
+    """The part of DVCLive's Live that train() uses, recording (step, name, value)."""
+
+    records: list[tuple[int, str, float]] = field(default_factory=list)
+    step: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def log_metric(self, name: str, value: float) -> None:
+        self.records.append((self.step, name, value))
+
+    def next_step(self) -> None:
+        self.step += 1
+
+    def values(self, name: str) -> list[float]:
+        return [v for _, n, v in self.records if n == name]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One training run on the synthetic splits: inputs, artifact and what was logged."""
+
+    splits: dict[str, SplitData]
+    settings: TrainSettings
+    artifact: dict[str, Any]
+    log: StubLog
+
+
+def synthetic_splits() -> dict[str, SplitData]:
+    """Fresh train/val/test splits (never shared, so a test may not spoil another's data)."""
+    return {
+        name: synthetic_split(name, SYNTH_PER_SPLIT, SYNTH_SIZE, seed)
+        for seed, name in enumerate(("train", "val", "test"))
+    }
+
+
+def train_synthetic(**overrides: Any) -> Trained:
+    """Train on fresh synthetic splits on the CPU with SYNTH_TRAIN, as overridden."""
+    from sneakers.train import TrainSettings, train
+
+    config = {**SYNTH_TRAIN, **overrides}
+    arch, seed = config.pop("arch"), config.pop("seed")
+    settings = TrainSettings(device="cpu", num_workers=0, **config)
+    splits, log = synthetic_splits(), StubLog()
+    return Trained(splits, settings, train(splits, arch, settings, seed, log), log)
+
+
+@pytest.fixture(scope="session")
+def make_splits() -> Callable[[], dict[str, SplitData]]:
+    """Factory for fresh synthetic train/val/test splits (48 images of 40x40 each)."""
+    return synthetic_splits
+
+
+@pytest.fixture(scope="session")
+def train_run() -> Callable[..., Trained]:
+    """Factory: train_run(**overrides) trains on fresh synthetic splits (about a second)."""
+    return train_synthetic
+
+
+@pytest.fixture(scope="session")
+def trained() -> Trained:
+    """One shared synthetic training run; tests must treat it as read-only."""
+    return train_synthetic()
+
+
+# --- throwaway git + DVC repositories (end-to-end tests) ---
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]  # the dvc installed beside this interpreter
+TINY_DEMO = [
+    {"name": "demo-photos", "demo": {"kind": "photos", "count": 12, "size": 240},
+     "label": "real", "brand": "folder"},
+    {"name": "demo-renders", "demo": {"kind": "renders", "count": 10, "size": 256},
+     "label": "ai"},
+    {"name": "demo-compiled",
+     "demo": {"kind": "compiled", "real": 4, "ai": 4, "extra_real": 2, "extra_ai": 2,
+              "photo_size": 240, "render_size": 256},
+     "labels": {"real": "real", "ai-midjourney": "ai"}, "brand": "prefix"},
+]  # fmt: skip
+GIT_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+}  # fmt: skip
+
+
+def tiny_pipeline_params() -> dict[str, Any]:
+    """The real params.yaml shrunk: a tiny demo profile, 64 px, one worker, two CPU epochs."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["profile"] = "demo"
+    params["data"]["profiles"]["demo"] = TINY_DEMO
+    params["merge"]["workers"] = 1
+    params["standardize"].update(workers=1, size=64)
+    params["train"].update(epochs=2, batch_size=8, num_workers=1, device="cpu")
+    return params
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A throwaway git + DVC repository holding this project's pipeline."""
+
+    path: Path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command here; with check, fail the test with its output when it fails."""
+        env = {**os.environ, **GIT_ENV}
+        done = subprocess.run(
+            args, cwd=self.path, env=env, capture_output=True, text=True, timeout=600
+        )
+        if check:
+            assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(*DVC, *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", message)
+
+
+def make_sandbox(path: Path, params: dict[str, Any]) -> Sandbox:
+    """Copy dvc.yaml, stages/ and src/ (src/ for the dependency hashes: the installed package
+    runs), write params, then git init, dvc init and commit, as a user's clone would be."""
+    if shutil.which("git") is None:
+        pytest.fail("git must be on PATH for the end-to-end tests")
+    shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(ROOT / "stages", path / "stages", ignore=junk)
+    shutil.copytree(ROOT / "src", path / "src", ignore=junk)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sandbox = Sandbox(path)
+    sandbox.run("git", "init", "-q")
+    sandbox.dvc("init", "-q")
+    sandbox.commit("pipeline")
+    return sandbox
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> Callable[[], dict[str, Any]]:
+    """Factory for a fresh copy of the tiny pipeline params (see tiny_pipeline_params)."""
+    return tiny_pipeline_params
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory() -> Callable[[Path, dict[str, Any]], Sandbox]:
+    """Factory: sandbox_factory(empty_dir, params) -> a committed git + DVC Sandbox."""
+    return make_sandbox

@@ -9,76 +9,37 @@ after split (train, evaluate) neither run here nor break the test.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-DVC = [sys.executable, "-m", "dvc"]  # the dvc installed beside this interpreter
-TINY_DEMO = [
-    {"name": "demo-photos", "demo": {"kind": "photos", "count": 12, "size": 240},
-     "label": "real", "brand": "folder"},
-    {"name": "demo-renders", "demo": {"kind": "renders", "count": 10, "size": 256},
-     "label": "ai"},
-    {"name": "demo-compiled",
-     "demo": {"kind": "compiled", "real": 4, "ai": 4, "extra_real": 2, "extra_ai": 2,
-              "photo_size": 240, "render_size": 256},
-     "labels": {"real": "real", "ai-midjourney": "ai"}, "brand": "prefix"},
-]  # fmt: skip
+if TYPE_CHECKING:
+    from conftest import Sandbox
 
 pytestmark = pytest.mark.e2e
 
 
-def tiny_params() -> dict[str, Any]:
-    """The real params.yaml with the demo profile shrunk and one worker per stage."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["profile"] = "demo"
-    params["data"]["profiles"]["demo"] = TINY_DEMO
-    params["merge"]["workers"] = 1
-    params["standardize"].update(workers=1, size=64)
-    return params
-
-
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run git or dvc in the sandbox repository; fail with its output when it fails."""
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    }  # fmt: skip
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done
+@pytest.fixture(scope="module")
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory,
+    sandbox_factory: Callable[[Path, dict[str, Any]], Sandbox],
+    tiny_params: Callable[[], dict[str, Any]],
+) -> Sandbox:
+    """A committed git + DVC repository with this project's pipeline, the data stages run."""
+    sandbox = sandbox_factory(tmp_path_factory.mktemp("pipeline"), tiny_params())
+    first = sandbox.dvc("repro", "split")
+    for stage in ("fetch", "merge", "standardize", "split"):
+        assert f"Running stage '{stage}'" in first.stdout, first.stdout
+    return sandbox
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A committed git + DVC repository holding this project's pipeline and tiny params."""
-    if shutil.which("git") is None:
-        pytest.fail("git must be on PATH for the end-to-end test")
-    repo = tmp_path_factory.mktemp("pipeline")
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(ROOT / "stages", repo / "stages", ignore=junk)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=junk)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    run(["git", "init", "-q"], repo)
-    run([*DVC, "init", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-         "commit", "-q", "-m", "pipeline"], repo)  # fmt: skip
-    first = run([*DVC, "repro", "split"], repo)
-    for stage in ("fetch", "merge", "standardize", "split"):
-        assert f"Running stage '{stage}'" in first.stdout, first.stdout
-    return repo
+def repo(sandbox: Sandbox) -> Path:
+    return sandbox.path
 
 
 def read(repo: Path, rel: str) -> pd.DataFrame:
@@ -102,7 +63,8 @@ def test_outputs_exist_and_agree(repo: Path) -> None:
 
     raw = repo / "data" / "raw"
     fetched = json.loads((raw / "_fetch.json").read_text())["sources"]
-    assert [s["name"] for s in fetched] == [s["name"] for s in TINY_DEMO]
+    demo = yaml.safe_load((repo / "params.yaml").read_text())["data"]["profiles"]["demo"]
+    assert [s["name"] for s in fetched] == [s["name"] for s in demo]
     on_disk = {
         (p.relative_to(raw).parts[0], "/".join(p.relative_to(raw).parts[1:]))
         for p in raw.rglob("*")
@@ -132,12 +94,12 @@ def test_outputs_exist_and_agree(repo: Path) -> None:
     assert merged["duplicate"] > 0 and merged["duplicate_groups"]["total"] > 0
 
 
-def test_second_repro_runs_nothing_and_status_is_clean(repo: Path) -> None:
-    again = run([*DVC, "repro", "split"], repo)
+def test_second_repro_runs_nothing_and_status_is_clean(sandbox: Sandbox) -> None:
+    again = sandbox.dvc("repro", "split")
     assert "Running stage" not in again.stdout, again.stdout
     for stage in ("fetch", "merge", "standardize", "split"):
         assert f"Stage '{stage}' didn't change, skipping" in again.stdout, again.stdout
     assert "Data and pipelines are up to date." in again.stdout
     # Only the data stages: train/evaluate, if dvc.yaml has them, were never run here.
-    status = run([*DVC, "status", "--with-deps", "split"], repo)
+    status = sandbox.dvc("status", "--with-deps", "split")
     assert "Data and pipelines are up to date." in status.stdout, status.stdout

@@ -160,6 +160,6 @@ def test_unreadable_accepted_file_says_to_rerun_merge(
 def test_settings_validate_the_fit_policy() -> None:
     section = {"size": 64, "fit": "zoom", "jpeg_quality": 90, "shard_size": 10, "workers": 1}
     with pytest.raises(SneakersError, match=r"standardize.fit is 'zoom'; use one of crop, pad"):
-        StandardizeSettings.from_params(section, MAX_PIXELS)
-    ok = StandardizeSettings.from_params({**section, "fit": "pad"}, MAX_PIXELS)
+        StandardizeSettings.from_params(section)
+    ok = StandardizeSettings.from_params({**section, "fit": "pad"})
     assert (ok.size, ok.fit) == (64, "pad")

@@ -46,7 +46,10 @@ def load_splits(standardized_dir: Path, split_csv: Path) -> dict[str, SplitData]
     """Decode every standardized image once and group them by split."""
     index = read_csv(standardized_dir / "index.csv")
     split = read_csv(split_csv)[["id", "split"]]
-    rows = index.merge(split, on="id", how="inner", validate="one_to_one")
+    try:
+        rows = index.merge(split, on="id", how="inner", validate="one_to_one")
+    except pd.errors.MergeError:
+        raise SneakersError(f"{split_csv} lists an id twice: run `dvc repro split`") from None
     if len(rows) != len(index):
         raise SneakersError(f"{split_csv} does not cover {standardized_dir}: run `dvc repro split`")
     out = {}

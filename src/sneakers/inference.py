@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL
 import torch
-import torchvision
 from torch import nn
 
 import sneakers
@@ -69,7 +69,7 @@ def versions() -> dict[str, str]:
     return {
         "sneakers": getattr(sneakers, "__version__", "0"),
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        "torchvision": metadata.version("torchvision"),
         "pillow": PIL.__version__,
         "python": platform.python_version(),
     }
@@ -86,7 +86,7 @@ def save_artifact(path: Path, artifact: dict[str, Any]) -> None:
 def load_artifact(path: Path) -> dict[str, Any]:
     """Load a model file safely (weights_only=True: no code runs) and check it is ours."""
     if not path.exists():
-        raise SneakersError(f"no model at {path}: train one with `dvc repro` or point to another model file")
+        raise SneakersError(f"no model at {path}: train one with `dvc repro` or name another file")
     try:
         artifact = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means "not a usable artifact"

@@ -20,7 +20,7 @@ import pandas as pd
 from sneakers.errors import SneakersError
 from sneakers.files import FETCH_REPORT, classify_entry, walk
 from sneakers.parallel import parallel_map
-from sneakers.params import Source
+from sneakers.params import Source, settings_from
 from sneakers.probe import probe_bytes
 
 LOSSLESS = {"PNG", "BMP", "TIFF"}
@@ -45,7 +45,7 @@ class MergeSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> MergeSettings:
-        return cls(**section)
+        return settings_from(cls, section, "merge")
 
 
 def build_manifest(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -14,6 +14,7 @@ from sneakers.errors import SneakersError
 LABELS = ("real", "ai")
 BRAND_RULES = ("folder", "prefix")
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
+T = TypeVar("T")
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 
@@ -50,6 +51,15 @@ def section(params: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SneakersError(f"params.yaml has no '{name}' section: add it (see README)")
     return value
+
+
+def settings_from(cls: type[T], values: dict[str, Any], name: str) -> T:
+    """Build a settings dataclass from a params section, naming any key it does not know."""
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
+    if unknown:
+        known = ", ".join(f.name for f in fields(cls))  # type: ignore[arg-type]
+        raise SneakersError(f"{name} has unknown key(s) {', '.join(unknown)}; known: {known}")
+    return cls(**values)
 
 
 def active_sources(params: dict[str, Any]) -> list[Source]:

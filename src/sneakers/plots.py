@@ -76,8 +76,10 @@ def samples_png(data: SplitData, path: Path, per_class: int = 6) -> None:
 def worst_png(data: SplitData, predictions: pd.DataFrame, path: Path, count: int = 12) -> None:
     """The test images the model got most wrong (misclassified first), titled with P(ai)."""
     test = predictions[predictions["split"] == "test"].reset_index(drop=True)
-    error = np.abs((test["label"] == CLASS_NAMES[1]).astype(float) - test["p_ai"])
-    order = np.argsort(-error.to_numpy(), kind="stable")[:count]
+    error = np.abs((test["label"] == CLASS_NAMES[1]).astype(float) - test["p_ai"]).to_numpy()
+    right = (test["label"] == test["predicted"]).to_numpy()
+    # The threshold need not be 0.5, so a large error does not imply a mistake: sort on both.
+    order = np.lexsort((-error, right))[:count]
     position = {image_id: i for i, image_id in enumerate(data.rows["id"])}
     images = [data.images[position[test["id"][i]]].permute(1, 2, 0).numpy() for i in order]
     titles = [f"{test['label'][i]} · P(ai)={test['p_ai'][i]:.2f}" for i in order]

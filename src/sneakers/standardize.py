@@ -19,6 +19,7 @@ import pandas as pd
 
 from sneakers.errors import SneakersError
 from sneakers.parallel import parallel_map
+from sneakers.params import settings_from
 from sneakers.preprocess import FIT_POLICIES, standardize_bytes
 
 INDEX_COLUMNS = ["id", "label", "source", "path", "brand", "group", "shard", "offset", "length"]
@@ -35,8 +36,8 @@ class StandardizeSettings:
     workers: int = 0
 
     @classmethod
-    def from_params(cls, section: dict[str, Any], max_pixels: int) -> StandardizeSettings:
-        settings = cls(**section)
+    def from_params(cls, section: dict[str, Any]) -> StandardizeSettings:
+        settings = settings_from(cls, section, "standardize")
         if settings.fit not in FIT_POLICIES:
             raise SneakersError(
                 f"standardize.fit is {settings.fit!r}; use one of {', '.join(FIT_POLICIES)}"

@@ -25,6 +25,7 @@ from sneakers.errors import SneakersError
 from sneakers.inference import autocast, device_label, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss
 from sneakers.model import build_model, count_parameters
+from sneakers.params import settings_from
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -46,13 +47,17 @@ class TrainSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainSettings:
-        settings = cls(**section)
+        settings = settings_from(cls, section, "train")
         if settings.optimizer not in OPTIMIZERS:
             raise SneakersError(
                 f"train.optimizer is {settings.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
             )
-        if settings.threshold != "val" and not 0 < float(settings.threshold) < 1:
+        if settings.threshold != "val" and not (
+            isinstance(settings.threshold, int | float) and 0 < settings.threshold < 1
+        ):
             raise SneakersError("train.threshold must be 'val' or a number between 0 and 1")
+        if settings.epochs < 1 or settings.batch_size < 1:
+            raise SneakersError("train.epochs and train.batch_size must be at least 1")
         return settings
 
 

@@ -1,0 +1,102 @@
+"""load_splits: shards + index + split CSV in, one uint8 tensor per split out, rows aligned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from sneakers.data import load_splits
+from sneakers.errors import SneakersError
+from sneakers.standardize import write_shards
+
+SIZE = 16
+SPLITS = ["train", "val", "train", "test", "val", "train", "test", "train", "val", "train"]
+
+
+def grey(i: int) -> int:
+    """Each image is one flat grey level, far enough apart to survive JPEG."""
+    return 10 + 24 * i
+
+
+@pytest.fixture
+def standardized(tmp_path: Path, encode: Callable[..., bytes]) -> tuple[Path, pd.DataFrame]:
+    """A standardized dir of 10 flat-grey images in 3 shards, and its split table.
+
+    Labels alternate, so a mix-up of rows, images or labels shows as a wrong grey or label.
+    """
+    rows = pd.DataFrame(
+        {
+            "id": [f"img{i:02d}" for i in range(len(SPLITS))],
+            "label": ["ai" if i % 2 else "real" for i in range(len(SPLITS))],
+            "source": "src",
+            "path": [f"{i}.png" for i in range(len(SPLITS))],
+            "brand": None,
+            "group": [f"img{i:02d}" for i in range(len(SPLITS))],
+        }
+    )
+    images = [
+        encode(Image.new("RGB", (SIZE, SIZE), (grey(i),) * 3), "JPEG", quality=95)
+        for i in range(len(SPLITS))
+    ]
+    out = tmp_path / "standardized"
+    out.mkdir()
+    index = write_shards(rows, images, out, shard_size=4)
+    index.to_csv(out / "index.csv", index=False)
+    split = rows[["id", "label"]].assign(split=SPLITS)
+    return out, split
+
+
+def test_load_splits_shapes_labels_and_order(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, split = standardized
+    split.sample(frac=1, random_state=0).to_csv(tmp_path / "split.csv", index=False)
+    splits = load_splits(out, tmp_path / "split.csv")
+
+    assert set(splits) == {"train", "val", "test"}
+    seen: list[str] = []
+    for name, data in splits.items():
+        expected_ids = [f"img{i:02d}" for i, s in enumerate(SPLITS) if s == name]
+        assert list(data.rows["id"]) == expected_ids  # index order within each split
+        assert (data.rows["split"] == name).all()
+        assert data.images.dtype == torch.uint8
+        assert data.images.shape == (len(expected_ids), 3, SIZE, SIZE)
+        assert len(data) == len(expected_ids)
+        for k, image_id in enumerate(data.rows["id"]):
+            i = int(image_id[3:])
+            assert abs(float(data.images[k].float().mean()) - grey(i)) < 3, image_id
+            assert int(data.labels[k]) == (1 if data.rows["label"][k] == "ai" else 0)
+            assert int(data.labels[k]) == i % 2  # 1 = ai, 0 = real
+        seen += list(data.rows["id"])
+    assert sorted(seen) == sorted(split["id"])  # every id exactly once
+
+
+def test_split_missing_ids_is_a_user_error(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, split = standardized
+    split.iloc[:-2].to_csv(tmp_path / "split.csv", index=False)
+    with pytest.raises(SneakersError, match="does not cover"):
+        load_splits(out, tmp_path / "split.csv")
+
+
+def test_split_listing_an_id_twice_is_a_user_error(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, split = standardized
+    pd.concat([split, split.iloc[:1]]).to_csv(tmp_path / "split.csv", index=False)
+    with pytest.raises(SneakersError, match="twice"):
+        load_splits(out, tmp_path / "split.csv")
+
+
+def test_missing_split_csv_points_to_dvc_repro(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, _ = standardized
+    with pytest.raises(SneakersError, match="dvc repro"):
+        load_splits(out, tmp_path / "nope.csv")

@@ -1,0 +1,105 @@
+"""Evaluation: per-split metrics and per-source/brand accuracy from predictions, and the whole
+evaluate() on a small trained artifact."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sneakers.evaluate import accuracy_by, evaluate, split_metrics
+
+if TYPE_CHECKING:
+    from conftest import Trained
+
+REPORT_KEYS = {
+    "accuracy", "loss", "balanced_accuracy", "roc_auc", "average_precision", "accuracy_ci95",
+    "roc_auc_ci95", "ece", "brier", "threshold", "per_class", "n", "confusion",
+}  # fmt: skip
+
+
+def predictions() -> pd.DataFrame:
+    """4 val rows (all right) and 6 test rows (2 wrong), decided at threshold 0.5."""
+    rows = [
+        # split, label, p_ai, source, brand
+        ("val", "ai", 0.9, "a", "nike"),
+        ("val", "real", 0.2, "a", "nike"),
+        ("val", "ai", 0.7, "b", None),
+        ("val", "real", 0.4, "b", None),
+        ("test", "ai", 0.8, "a", "nike"),  # right
+        ("test", "ai", 0.3, "a", "adidas"),  # wrong
+        ("test", "real", 0.1, "a", None),  # right
+        ("test", "real", 0.6, "b", "nike"),  # wrong
+        ("test", "real", 0.2, "b", "nike"),  # right
+        ("test", "ai", 0.95, "b", None),  # right
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "label", "p_ai", "source", "brand"])
+    frame["id"] = [f"id{i}" for i in range(len(frame))]
+    frame["path"] = frame["id"] + ".jpg"
+    frame["predicted"] = np.where(frame["p_ai"] >= 0.5, "ai", "real")
+    return frame
+
+
+def test_split_metrics_per_split() -> None:
+    out = split_metrics(predictions(), threshold=0.5, seed=0)
+    assert list(out) == ["val", "test"]
+    val, test = out["val"], out["test"]
+    assert (val["n"], val["accuracy"], val["roc_auc"]) == (4, 1.0, 1.0)
+    assert test["n"] == 6
+    assert test["accuracy"] == pytest.approx(4 / 6)
+    assert test["confusion"] == {"tn": 2, "fp": 1, "fn": 1, "tp": 2}
+    assert test["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert test["roc_auc"] == pytest.approx(8 / 9)  # 8 of 9 (ai, real) pairs ordered right
+    assert test["per_class"]["ai"]["support"] == 3 and test["per_class"]["real"]["support"] == 3
+    low, high = test["roc_auc_ci95"]
+    assert 0 <= low <= test["roc_auc"] <= high <= 1
+    assert set(test) >= REPORT_KEYS
+
+
+def test_split_metrics_uses_the_given_threshold() -> None:
+    """At 0.25 the ai image at 0.3 becomes right and the real one at 0.4 (val) wrong."""
+    out = split_metrics(predictions(), threshold=0.25, seed=0)
+    assert out["val"]["accuracy"] == pytest.approx(3 / 4)
+    assert out["test"]["confusion"] == {"tn": 2, "fp": 1, "fn": 0, "tp": 3}
+    assert out["test"]["threshold"] == 0.25
+
+
+def test_accuracy_by_source_and_brand_uses_test_rows_only() -> None:
+    frame = predictions()
+    assert accuracy_by(frame, "source") == {
+        "a": {"accuracy": pytest.approx(2 / 3), "n": 3},
+        "b": {"accuracy": pytest.approx(2 / 3), "n": 3},
+    }
+    # Rows without a brand are left out, not counted under a "nan" brand.
+    assert accuracy_by(frame, "brand") == {
+        "adidas": {"accuracy": 0.0, "n": 1},
+        "nike": {"accuracy": pytest.approx(2 / 3), "n": 3},
+    }
+
+
+def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
+    metrics, preds = evaluate(
+        trained.artifact, trained.splits, torch.device("cpu"), bf16=False, seed=0
+    )
+    for name in ("val", "test"):
+        report = metrics[name]
+        assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
+        assert report["n"] == len(trained.splits[name])
+        assert report["threshold"] == trained.artifact["threshold"]
+        assert 0 <= report["accuracy"] <= 1 and report["loss"] > 0
+        assert set(report["per_class"]) == {"real", "ai"}
+        assert len(report["accuracy_ci95"]) == 2 and len(report["roc_auc_ci95"]) == 2
+    assert metrics["test"]["accuracy"] >= 0.9  # the synthetic task is easy
+    assert set(metrics["by_source"]) == {"gen-a", "gen-b"}
+    assert set(metrics["by_brand"]) == {"nike"}
+
+    assert list(preds["split"].unique()) == ["val", "test"]
+    test = preds[preds["split"] == "test"]
+    assert list(test["id"]) == list(trained.splits["test"].rows["id"])
+    expected = np.where(test["p_ai"] >= trained.artifact["threshold"], "ai", "real")
+    assert list(test["predicted"]) == list(expected)
+    accuracy = float((test["label"] == test["predicted"]).mean())
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy)

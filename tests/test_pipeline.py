@@ -1,0 +1,215 @@
+"""The whole pipeline under real DVC: repro, metrics, plots, a params-only change, experiments
+and a forced re-run that must reproduce the model bit for bit.
+
+Each dvc call costs seconds, so one module fixture runs them all in order on a throwaway
+git + DVC repository (see conftest.make_sandbox) and keeps what the tests check. A failing call
+fails only the tests about it, except the first `dvc repro`, which everything needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import torch
+
+if TYPE_CHECKING:
+    from conftest import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+STAGES = {"fetch", "merge", "standardize", "split", "train", "evaluate"}
+RUN_TIME_KEYS = ("train_seconds", "eval_seconds")
+PLOT_TITLES = [
+    "Loss",
+    "Accuracy",
+    "Confusion matrix (test)",
+    "ROC (test)",
+    "Precision-recall (test)",
+    "Reliability (test)",
+]
+FIGURES = ["confusion.png", "samples.png", "worst.png"]
+CHANGED_EPOCHS = 1
+
+
+@dataclass
+class Outputs:
+    """The outputs of one state of the workspace, kept before later dvc calls replace them."""
+
+    artifact: dict[str, Any]  # models/model.pt, loaded with weights_only=True
+    model_sha256: str
+    eval_json: dict[str, Any]
+    files: dict[str, bytes]  # everything under metrics/ and dvclive/, by relative path
+
+    def json(self, rel: str) -> Any:
+        return json.loads(self.files[rel])
+
+
+@dataclass
+class PipelineRun:
+    """The sandbox and the result of every dvc call made in it, in order."""
+
+    sandbox: Sandbox
+    first: subprocess.CompletedProcess[str]
+    first_outputs: Outputs
+    metrics_show: subprocess.CompletedProcess[str]
+    plots_show: subprocess.CompletedProcess[str]
+    forced: subprocess.CompletedProcess[str]
+    forced_outputs: Outputs
+    exp_run: subprocess.CompletedProcess[str]
+    exp_show: subprocess.CompletedProcess[str]
+
+    @property
+    def repo(self) -> Path:
+        return self.sandbox.path
+
+
+def outputs(repo: Path) -> Outputs:
+    model = repo / "models" / "model.pt"
+    files = {
+        p.relative_to(repo).as_posix(): p.read_bytes()
+        for folder in ("metrics", "dvclive")
+        for p in (repo / folder).rglob("*")
+        if p.is_file()
+    }
+    return Outputs(
+        artifact=torch.load(model, map_location="cpu", weights_only=True),
+        model_sha256=hashlib.sha256(model.read_bytes()).hexdigest(),
+        eval_json=json.loads(files["metrics/eval.json"]),
+        files=files,
+    )
+
+
+def stages_run(done: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", done.stdout))
+
+
+def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode == 0, f"{' '.join(done.args)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory,
+    sandbox_factory: Callable[[Path, dict[str, Any]], Sandbox],
+    tiny_params: Callable[[], dict[str, Any]],
+) -> PipelineRun:
+    """Build the sandbox, then: repro, metrics show, plots show, forced re-run, exp run/show."""
+    sandbox = sandbox_factory(tmp_path_factory.mktemp("pipeline"), tiny_params())
+    first = sandbox.dvc("repro")  # everything else needs it: fail here when it fails
+    first_outputs = outputs(sandbox.path)
+    metrics_show = sandbox.dvc("metrics", "show", check=False)
+    plots_show = sandbox.dvc("plots", "show", check=False)
+    forced = sandbox.dvc("repro", "--force", "--single-item", "train", "evaluate", check=False)
+    forced_outputs = outputs(sandbox.path)
+    sandbox.commit("first run")  # `dvc exp run` starts from a commit
+    exp_run = sandbox.dvc("exp", "run", "-S", f"train.epochs={CHANGED_EPOCHS}", check=False)
+    exp_show = sandbox.dvc("exp", "show", "--json", check=False)
+    return PipelineRun(
+        sandbox, first, first_outputs, metrics_show, plots_show, forced, forced_outputs,
+        exp_run, exp_show,
+    )  # fmt: skip
+
+
+def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: PipelineRun) -> None:
+    assert stages_run(pipeline.first) == STAGES, pipeline.first.stdout
+    out = pipeline.first_outputs
+
+    artifact = out.artifact
+    assert artifact["format"] == "sneakers-model"
+    assert artifact["trained"]["epochs"] == 2 and artifact["preprocess"]["size"] == 64
+    assert 0 < artifact["threshold"] < 1
+
+    metrics = out.eval_json
+    for split in ("val", "test"):
+        for key in ("accuracy", "loss", "balanced_accuracy", "ece", "brier", "threshold"):
+            assert isinstance(metrics[split][key], float), (split, key)
+        assert metrics[split]["threshold"] == artifact["threshold"]
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    assert metrics["run"]["device"] == "cpu"
+    assert metrics["run"]["epochs"] == 2
+    assert metrics["run"]["best_epoch"] == artifact["trained"]["best_epoch"]
+
+    for name in ("confusion", "roc", "pr", "reliability"):
+        assert isinstance(out.json(f"metrics/plots/{name}.json"), list), name
+    assert len(out.json("metrics/plots/confusion.json")) == metrics["test"]["n"]
+    for name in FIGURES:
+        assert out.files[f"metrics/figures/{name}"].startswith(b"\x89PNG\r\n\x1a\n"), name
+
+    summary = out.json("dvclive/train/metrics.json")
+    assert summary["best_epoch"] == artifact["trained"]["best_epoch"]
+    for tsv in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        lines = out.files[f"dvclive/train/plots/metrics/{tsv}.tsv"].decode().splitlines()
+        assert len(lines) == 1 + 2, tsv  # header and one row per epoch
+    assert "dvclive/train/dvc.yaml" not in out.files  # it would add a second set of plots
+
+
+def test_metrics_show_lists_the_eval_metrics(pipeline: PipelineRun) -> None:
+    done = pipeline.metrics_show
+    assert_ok(done)
+    assert "metrics/eval.json" in done.stdout
+    assert "test.accuracy" in done.stdout and "val.roc_auc" in done.stdout
+
+
+def test_plots_show_renders_each_plot_once(pipeline: PipelineRun) -> None:
+    """DVC gives each plot a div (id from its title), a vega spec with the title, and each
+    image a <p>path</p> plus one <img>: exactly one of each means no plot is missing or shown
+    twice (for instance by a dvc.yaml that DVCLive might write beside its data)."""
+    assert_ok(pipeline.plots_show)
+    html = (pipeline.repo / "dvc_plots" / "index.html").read_text()
+    for title in PLOT_TITLES:
+        div_id = re.sub(r"[^\w-]", "_", title)
+        assert html.count(f'"title": {{"text": "{title}"') == 1, title
+        assert html.count(f"vegaEmbed('#{div_id}'") == 1, title
+    assert html.count("vegaEmbed(") == len(PLOT_TITLES)
+    static = pipeline.repo / "dvc_plots" / "static"
+    for name in FIGURES:
+        assert html.count(f"<p>metrics/figures/{name}</p>") == 1, name
+        assert (static / f"workspace_metrics_figures_{name}").is_file(), name
+    assert html.count("<img ") == len(FIGURES)
+
+
+def test_forced_rerun_reproduces_model_and_metrics(pipeline: PipelineRun) -> None:
+    assert_ok(pipeline.forced)
+    assert stages_run(pipeline.forced) == {"train", "evaluate"}, pipeline.forced.stdout
+
+    def stable(metrics: dict[str, Any]) -> dict[str, Any]:
+        run = {k: v for k, v in metrics["run"].items() if k not in RUN_TIME_KEYS}
+        return {**metrics, "run": run}
+
+    before, after = pipeline.first_outputs, pipeline.forced_outputs
+    assert stable(after.eval_json) == stable(before.eval_json)
+    assert after.model_sha256 == before.model_sha256
+
+
+def test_a_train_param_change_reruns_only_train_and_evaluate(pipeline: PipelineRun) -> None:
+    done = pipeline.exp_run
+    assert_ok(done)
+    assert stages_run(done) == {"train", "evaluate"}, done.stdout
+    for stage in STAGES - {"train", "evaluate"}:
+        assert f"Stage '{stage}' didn't change, skipping" in done.stdout, stage
+    eval_json = json.loads((pipeline.repo / "metrics" / "eval.json").read_text())
+    assert eval_json["run"]["epochs"] == CHANGED_EPOCHS
+
+
+def test_exp_show_lists_the_experiment(pipeline: PipelineRun) -> None:
+    assert_ok(pipeline.exp_run)
+    assert_ok(pipeline.exp_show)
+    name = re.search(r"Ran experiment\(s\): (\S+)", pipeline.exp_run.stdout)
+    assert name, pipeline.exp_run.stdout
+    experiments = {
+        rev["name"]: rev["data"]
+        for baseline in json.loads(pipeline.exp_show.stdout)
+        for exp in baseline.get("experiments") or []
+        for rev in exp["revs"]
+    }
+    assert name.group(1) in experiments, experiments.keys()
+    params = experiments[name.group(1)]["params"]["params.yaml"]["data"]
+    assert params["train"]["epochs"] == CHANGED_EPOCHS

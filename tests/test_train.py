@@ -1,0 +1,153 @@
+"""Training: settings validation, device choice, learning, epoch selection, threshold, precise BN
+and bit-for-bit reproducibility on the CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sneakers.errors import SneakersError
+from sneakers.inference import model_from_artifact, predict_proba, resolve_device, to_input
+from sneakers.metrics import choose_threshold, log_loss
+from sneakers.train import TrainSettings, recalibrate_batchnorm
+
+if TYPE_CHECKING:
+    from conftest import Trained
+
+CPU = torch.device("cpu")
+METRICS = ["train/loss", "train/acc", "val/loss", "val/acc"]
+
+
+def val_p_ai(trained: Trained) -> np.ndarray:
+    """P(ai) on validation from the model rebuilt out of the returned artifact."""
+    model = model_from_artifact(trained.artifact, CPU)
+    return predict_proba(model, trained.splits["val"].images, CPU, 16, bf16=False)
+
+
+# --- settings and device ---
+
+
+def test_settings_from_params_accepts_the_real_section() -> None:
+    settings = TrainSettings.from_params({"epochs": 2, "optimizer": "sgd", "threshold": 0.3})
+    assert (settings.epochs, settings.optimizer, settings.threshold) == (2, "sgd", 0.3)
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"threshold": 0}, "threshold"),
+        ({"threshold": "best"}, "threshold"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+    ],
+)
+def test_bad_settings_are_user_errors(section: dict[str, Any], match: str) -> None:
+    with pytest.raises(SneakersError, match=match):
+        TrainSettings.from_params(section)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_cuda_without_a_gpu_says_what_to_use_instead() -> None:
+    with pytest.raises(SneakersError, match="no CUDA GPU") as err:
+        resolve_device("cuda")
+    assert "cpu" in str(err.value)
+
+
+def test_auto_and_unknown_devices() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == CPU
+    with pytest.raises(SneakersError, match="gpu"):
+        resolve_device("gpu")
+
+
+# --- the training run ---
+
+
+def test_train_learns_a_separable_task(trained: Trained) -> None:
+    labels = trained.splits["val"].labels.numpy()
+    p_ai = val_p_ai(trained)
+    accuracy = float(np.mean((p_ai >= trained.artifact["threshold"]) == labels))
+    assert accuracy >= 0.9
+    assert trained.artifact["arch"] == "seed_cnn"
+    assert trained.artifact["image_size"] == trained.splits["train"].images.shape[-1]
+    assert trained.artifact["trained"]["device"] == "cpu"
+    assert all(v.device == CPU for v in trained.artifact["state_dict"].values())
+
+
+def test_four_metrics_are_logged_per_epoch(trained: Trained) -> None:
+    epochs = trained.settings.epochs
+    assert trained.log.step == epochs
+    assert sorted((step, name) for step, name, _ in trained.log.records) == sorted(
+        (step, name) for step in range(epochs) for name in METRICS
+    )
+    for name in METRICS:
+        assert all(np.isfinite(trained.log.values(name)))
+    assert {"best_epoch", "best_val_loss", "seconds"} <= set(trained.log.summary)
+
+
+def test_the_epoch_with_the_lowest_val_loss_is_kept(trained: Trained) -> None:
+    val_losses = trained.log.values("val/loss")
+    best = int(np.argmin(val_losses)) + 1
+    assert trained.artifact["trained"]["best_epoch"] == best == trained.log.summary["best_epoch"]
+    assert trained.artifact["trained"]["best_val_loss"] == pytest.approx(min(val_losses))
+    # The weights are that epoch's, not the last one's: their val loss is the logged minimum.
+    loss = log_loss(trained.splits["val"].labels.numpy(), val_p_ai(trained))
+    assert loss == pytest.approx(min(val_losses), rel=1e-5)
+
+
+def test_threshold_is_chosen_on_validation(trained: Trained) -> None:
+    threshold = trained.artifact["threshold"]
+    assert 0 < threshold < 1
+    expected = choose_threshold(trained.splits["val"].labels.numpy(), val_p_ai(trained))
+    assert threshold == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_fixed_threshold_is_kept(train_run: Callable[..., Trained]) -> None:
+    assert train_run(epochs=1, threshold=0.3).artifact["threshold"] == 0.3
+
+
+def test_same_seed_same_weights_and_threshold(train_run: Callable[..., Trained]) -> None:
+    first, second, other = train_run(epochs=2), train_run(epochs=2), train_run(epochs=2, seed=7)
+    a, b = first.artifact, second.artifact
+    assert a["threshold"] == b["threshold"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert first.log.records == second.log.records
+    # ... and the comparison is sharp enough to see another seed.
+    assert not all(
+        torch.equal(v, other.artifact["state_dict"][k]) for k, v in a["state_dict"].items()
+    )
+
+
+# --- precise BatchNorm ---
+
+
+def test_recalibrate_batchnorm_averages_the_batch_statistics() -> None:
+    """Running stats become the plain mean of each batch's statistics, whatever they were."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10, 3, 6, 5), dtype=torch.uint8, generator=generator)
+    images[:, 1] //= 4  # channels with different statistics
+    bn = nn.BatchNorm2d(3, momentum=0.3)
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(7.0)
+    bn.num_batches_tracked.fill_(5)  # as after training: the old statistics must not count
+    bn.eval()
+
+    recalibrate_batchnorm(bn, images, CPU, batch_size=4)  # batches of 4, 4 and 2
+
+    batches = [to_input(images[s : s + 4], CPU) for s in range(0, 10, 4)]
+    means = torch.stack([x.mean(dim=(0, 2, 3)) for x in batches])
+    variances = torch.stack([x.var(dim=(0, 2, 3), unbiased=True) for x in batches])
+    torch.testing.assert_close(bn.running_mean, means.mean(0), rtol=0, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, variances.mean(0), rtol=0, atol=1e-6)
+    assert int(bn.num_batches_tracked) == 3
+    assert bn.momentum == 0.3  # restored for later training
