@@ -53,13 +53,20 @@ def section(params: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def settings_from(cls: type[T], values: dict[str, Any], name: str) -> T:
-    """Build a settings dataclass from a params section, naming any key it does not know."""
+def settings_from(
+    cls: type[T], values: dict[str, Any], name: str, choices: dict[str, Any] | None = None
+) -> T:
+    """Build a settings dataclass from a params section, naming any unknown key or bad choice."""
     unknown = sorted(set(values) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
     if unknown:
         known = ", ".join(f.name for f in fields(cls))  # type: ignore[arg-type]
         raise SneakersError(f"{name} has unknown key(s) {', '.join(unknown)}; known: {known}")
-    return cls(**values)
+    settings = cls(**values)
+    for key, allowed in (choices or {}).items():
+        value = getattr(settings, key)
+        if value not in allowed:
+            raise SneakersError(f"{name}.{key} is {value!r}; use one of {', '.join(allowed)}")
+    return settings
 
 
 def active_sources(params: dict[str, Any]) -> list[Source]:

@@ -37,12 +37,7 @@ class StandardizeSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> StandardizeSettings:
-        settings = settings_from(cls, section, "standardize")
-        if settings.fit not in FIT_POLICIES:
-            raise SneakersError(
-                f"standardize.fit is {settings.fit!r}; use one of {', '.join(FIT_POLICIES)}"
-            )
-        return settings
+        return settings_from(cls, section, "standardize", {"fit": FIT_POLICIES})
 
 
 def standardize_file(path: str, settings: StandardizeSettings, max_pixels: int) -> bytes:

@@ -47,11 +47,9 @@ class TrainSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainSettings:
-        settings = settings_from(cls, section, "train")
-        if settings.optimizer not in OPTIMIZERS:
-            raise SneakersError(
-                f"train.optimizer is {settings.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
-            )
+        settings = settings_from(
+            cls, section, "train", {"optimizer": OPTIMIZERS, "device": ("auto", "cpu", "cuda")}
+        )
         if settings.threshold != "val" and not (
             isinstance(settings.threshold, int | float) and 0 < settings.threshold < 1
         ):
