@@ -7,6 +7,7 @@ from pathlib import Path
 from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
+from sneakers.files import write_json
 from sneakers.inference import device_label, load_artifact, resolve_device, versions
 from sneakers.params import load_params, section
 from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_data
@@ -30,7 +31,7 @@ def main() -> None:
         "eval_seconds": round(time.perf_counter() - started, 1),
         **{f"{k}_version": v for k, v in versions().items()},
     }
-    Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(Path("metrics/eval.json"), metrics)
     write_plot_data(predictions, Path("metrics/plots"))
     figures = Path("metrics/figures")
     confusion_png(predictions, figures / "confusion.png")

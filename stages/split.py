@@ -4,22 +4,21 @@ import json
 from pathlib import Path
 
 from sneakers.errors import run_main
-from sneakers.files import read_csv
+from sneakers.files import read_csv, write_atomic, write_json
 from sneakers.params import load_params, section
-from sneakers.split import assign_splits, summarize
+from sneakers.split import SplitSettings, assign_splits, summarize
 
 
 def main() -> None:
     params = load_params()
+    settings = SplitSettings.from_params(section(params, "split"))
     index = read_csv(Path("data/standardized/index.csv"))
-    split = assign_splits(index, section(params, "split")["fractions"], params["seed"])
-    out = Path("data/split")
-    out.mkdir(parents=True, exist_ok=True)
-    split.drop(columns=["shard", "offset", "length"]).to_csv(out / "split.csv", index=False)
+    split = assign_splits(index, settings.fractions, params["seed"])
+    table = split.drop(columns=["shard", "offset", "length"]).to_csv(index=False)
+    write_atomic(Path("data/split/split.csv"), table)
     merged = json.loads(Path("data/merged/summary.json").read_text())
     metrics = {"merge": merged, "split": summarize(split)}
-    Path("metrics").mkdir(exist_ok=True)
-    Path("metrics/data.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(Path("metrics/data.json"), metrics)
     print("split: " + ", ".join(f"{k} {v['total']}" for k, v in metrics["split"].items()))
 
 

@@ -3,20 +3,20 @@
 from pathlib import Path
 
 from dvclive import Live
-
 from sneakers.data import CLASS_NAMES, MEAN, STD, load_splits
 from sneakers.errors import run_main
 from sneakers.inference import save_artifact, versions
 from sneakers.params import load_params, section
-from sneakers.train import TrainSettings, train
+from sneakers.train import ModelSettings, TrainSettings, train
 
 
 def main() -> None:
     params = load_params()
+    arch = ModelSettings.from_params(section(params, "model")).arch
     settings = TrainSettings.from_params(section(params, "train"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        artifact = train(splits, section(params, "model")["arch"], settings, params["seed"], live)
+        artifact = train(splits, arch, settings, params["seed"], live)
     standardize = section(params, "standardize")
     artifact.update(
         class_names=list(CLASS_NAMES),

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
+import yaml
+from conftest import DVC, GIT_ENV
 
 if TYPE_CHECKING:
     from conftest import Sandbox
@@ -47,6 +52,7 @@ class Outputs:
     model_sha256: str
     eval_json: dict[str, Any]
     files: dict[str, bytes]  # everything under metrics/ and dvclive/, by relative path
+    lock: dict[str, Any]  # dvc.lock
 
     def json(self, rel: str) -> Any:
         return json.loads(self.files[rel])
@@ -84,6 +90,7 @@ def outputs(repo: Path) -> Outputs:
         model_sha256=hashlib.sha256(model.read_bytes()).hexdigest(),
         eval_json=json.loads(files["metrics/eval.json"]),
         files=files,
+        lock=yaml.safe_load((repo / "dvc.lock").read_text()),
     )
 
 
@@ -176,14 +183,21 @@ def test_plots_show_renders_each_plot_once(pipeline: PipelineRun) -> None:
     assert html.count("<img ") == len(FIGURES)
 
 
+def stable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics without the run-time keys, which are the only ones allowed to differ."""
+    run = {k: v for k, v in metrics["run"].items() if k not in RUN_TIME_KEYS}
+    return {**metrics, "run": run}
+
+
+def data_stage_outs(lock: dict[str, Any]) -> dict[str, Any]:
+    """The output hashes dvc.lock records for the data stages."""
+    data_stages = ("fetch", "merge", "standardize", "split")
+    return {name: lock["stages"][name]["outs"] for name in data_stages}
+
+
 def test_forced_rerun_reproduces_model_and_metrics(pipeline: PipelineRun) -> None:
     assert_ok(pipeline.forced)
     assert stages_run(pipeline.forced) == {"train", "evaluate"}, pipeline.forced.stdout
-
-    def stable(metrics: dict[str, Any]) -> dict[str, Any]:
-        run = {k: v for k, v in metrics["run"].items() if k not in RUN_TIME_KEYS}
-        return {**metrics, "run": run}
-
     before, after = pipeline.first_outputs, pipeline.forced_outputs
     assert stable(after.eval_json) == stable(before.eval_json)
     assert after.model_sha256 == before.model_sha256
@@ -213,3 +227,39 @@ def test_exp_show_lists_the_experiment(pipeline: PipelineRun) -> None:
     assert name.group(1) in experiments, experiments.keys()
     params = experiments[name.group(1)]["params"]["params.yaml"]["data"]
     assert params["train"]["epochs"] == CHANGED_EPOCHS
+
+
+def test_an_interrupted_run_resumes_to_the_same_results(
+    pipeline: PipelineRun,
+    tmp_path: Path,
+    sandbox_factory: Callable[[Path, dict[str, Any]], Sandbox],
+    tiny_params: Callable[[], dict[str, Any]],
+) -> None:
+    """A second clean repository, interrupted (Ctrl-C) during train, then `dvc repro` again:
+    only train and evaluate run, and data hashes, model and metrics equal the first clean run."""
+    sandbox = sandbox_factory(tmp_path, tiny_params())
+    env = {**os.environ, **GIT_ENV, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*DVC, "repro"], cwd=sandbox.path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Running stage 'train'" in line:
+            time.sleep(2)  # let training start
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert any("Running stage 'train'" in line for line in seen), "".join(seen) + rest
+    assert proc.returncode != 0, "the run was meant to be interrupted during train"
+    assert not (sandbox.path / "metrics" / "eval.json").exists()
+    assert not (sandbox.path / "models" / "model.pt").exists()
+
+    resumed = sandbox.dvc("repro")
+    assert stages_run(resumed) == {"train", "evaluate"}, resumed.stdout
+    again, first = outputs(sandbox.path), pipeline.first_outputs
+    assert data_stage_outs(again.lock) == data_stage_outs(first.lock)
+    assert again.model_sha256 == first.model_sha256
+    assert stable(again.eval_json) == stable(first.eval_json)

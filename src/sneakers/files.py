@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 
@@ -44,3 +46,16 @@ def read_csv(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise SneakersError(f"{path} is missing: run `dvc repro` to build it")
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a temporary name, then rename: an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Indented JSON with a final newline, written atomically."""
+    write_atomic(path, json.dumps(value, indent=2) + "\n")

@@ -3,7 +3,7 @@ probabilities, and the model artifact (one file, loadable with `weights_only=Tru
 
 from __future__ import annotations
 
-import os
+import io
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +17,7 @@ from torch import nn
 import sneakers
 from sneakers.data import MEAN, STD
 from sneakers.errors import SneakersError
+from sneakers.files import write_atomic
 from sneakers.model import build_model
 
 ARTIFACT_FORMAT = "sneakers-model"
@@ -77,10 +78,9 @@ def versions() -> dict[str, str]:
 
 def save_artifact(path: Path, artifact: dict[str, Any]) -> None:
     """Write to a temporary name, then rename: a partial file never passes for a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save({"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, **artifact}, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save({"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, **artifact}, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_artifact(path: Path) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class MergeSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> MergeSettings:
-        return settings_from(cls, section, "merge")
+        low = {"min_size": 1, "max_pixels": 1, "near_threshold": 0, "workers": 0}
+        return settings_from(cls, section, "merge", minimum=low)
 
 
 def build_manifest(

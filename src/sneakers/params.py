@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -15,6 +16,7 @@ LABELS = ("real", "ai")
 BRAND_RULES = ("folder", "prefix")
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 T = TypeVar("T")
+SECTIONS = {"seed", "data", "merge", "standardize", "split", "model", "train"}
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 
@@ -42,6 +44,12 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         raise SneakersError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(params, dict):
         raise SneakersError(f"{path} must be a mapping of sections")
+    unknown = sorted(set(params) - SECTIONS)
+    if unknown:
+        known = ", ".join(sorted(SECTIONS))
+        raise SneakersError(f"{path} has unknown section(s) {', '.join(unknown)}; known: {known}")
+    if not isinstance(params.get("seed"), int) or isinstance(params.get("seed"), bool):
+        raise SneakersError(f"{path} needs a top-level integer seed, e.g. `seed: 42`")
     return params
 
 
@@ -54,19 +62,53 @@ def section(params: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def settings_from(
-    cls: type[T], values: dict[str, Any], name: str, choices: dict[str, Any] | None = None
+    cls: type[T],
+    values: dict[str, Any],
+    name: str,
+    choices: dict[str, Any] | None = None,
+    minimum: dict[str, float] | None = None,
 ) -> T:
-    """Build a settings dataclass from a params section, naming any unknown key or bad choice."""
-    unknown = sorted(set(values) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
+    """Build a settings dataclass from a params section; every message names the key and fix."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
     if unknown:
-        known = ", ".join(f.name for f in fields(cls))  # type: ignore[arg-type]
-        raise SneakersError(f"{name} has unknown key(s) {', '.join(unknown)}; known: {known}")
-    settings = cls(**values)
+        raise SneakersError(
+            f"{name} has unknown key(s) {', '.join(unknown)}; known: {', '.join(hints)}"
+        )
+    for key, value in values.items():
+        if not _fits(value, hints[key]):
+            wanted = " or ".join(t.__name__ for t in _options(hints[key]))
+            raise SneakersError(f"{name}.{key} must be {wanted}, not {value!r}")
     for key, allowed in (choices or {}).items():
-        value = getattr(settings, key)
-        if value not in allowed:
-            raise SneakersError(f"{name}.{key} is {value!r}; use one of {', '.join(allowed)}")
-    return settings
+        if key in values and values[key] not in allowed:
+            raise SneakersError(f"{name}.{key} is {values[key]!r}; use one of {', '.join(allowed)}")
+    for key, low in (minimum or {}).items():
+        if key in values and values[key] < low:
+            raise SneakersError(f"{name}.{key} is {values[key]}; it must be at least {low}")
+    return cls(**values)
+
+
+def _options(expected: Any) -> tuple[type, ...]:
+    """The plain types a field accepts, for messages."""
+    if get_origin(expected) in (Union, UnionType):
+        return tuple(t for option in get_args(expected) for t in _options(option))
+    return (get_origin(expected) or expected,)
+
+
+def _fits(value: Any, expected: Any) -> bool:
+    """Whether a YAML value has the type a settings field declares (ints pass for floats)."""
+    origin = get_origin(expected)
+    if origin in (Union, UnionType):
+        return any(_fits(value, option) for option in get_args(expected))
+    if origin is not None:  # dict[...] or list[...]: the container type is enough here
+        return isinstance(value, origin)
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def active_sources(params: dict[str, Any]) -> list[Source]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sneakers.data import CLASS_NAMES, SplitData  # noqa: E402
+from sneakers.files import write_json  # noqa: E402
 from sneakers.metrics import pr_points, reliability_bins, roc_points  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def write_plot_data(predictions: pd.DataFrame, out_dir: Path) -> None:
         "reliability.json": reliability_bins(y, p),
     }
     for name, rows in data.items():
-        (out_dir / name).write_text(json.dumps(rows, indent=1) + "\n")
+        write_json(out_dir / name, rows)
 
 
 def confusion_png(predictions: pd.DataFrame, path: Path) -> None:

@@ -42,6 +42,12 @@ def fetch_all(sources: list[Source], raw_dir: Path, seed: int, limits: ArchiveLi
         dest.mkdir()
         refused = fetch_source(source, dest, seed, limits)
         files = sum(1 for p in dest.rglob("*") if p.is_file())
+        if not files:
+            reasons = sorted({entry["reason"] for entry in refused}) or ["no files"]
+            raise SneakersError(
+                f"source {source.name}: nothing usable was fetched from {origin(source)} "
+                f"({len(refused)} refused: {', '.join(reasons)}); check its path or archive"
+            )
         report.append({"name": source.name, "kind": source.kind, "origin": origin(source),
                        "files": files, "refused": refused})  # fmt: skip
         print(f"fetch: {source.name}: {files} files ({len(refused)} refused) from {origin(source)}")

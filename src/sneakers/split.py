@@ -6,19 +6,37 @@ the train/test line; each label is split on its own, so every split keeps the cl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sneakers.errors import SneakersError
+from sneakers.params import settings_from
 
 SPLITS = ("train", "val", "test")
 
 
+@dataclass(frozen=True)
+class SplitSettings:
+    """The `split` params section."""
+
+    fractions: dict[str, float]
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> SplitSettings:
+        settings = settings_from(cls, section, "split")
+        check_fractions(settings.fractions)
+        return settings
+
+
 def check_fractions(fractions: dict[str, float]) -> None:
     """Fractions must name the three splits, be positive and sum to 1."""
-    if set(fractions) != set(SPLITS) or min(fractions.values()) <= 0:
+    values = list(fractions.values())
+    if set(fractions) != set(SPLITS) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
+    ):
         raise SneakersError("split.fractions needs positive train, val and test values")
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise SneakersError(

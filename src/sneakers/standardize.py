@@ -37,7 +37,9 @@ class StandardizeSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> StandardizeSettings:
-        return settings_from(cls, section, "standardize", {"fit": FIT_POLICIES})
+        # 36 px is the smallest picture the CNN's unpadded convolutions can take.
+        low = {"size": 36, "jpeg_quality": 1, "shard_size": 1, "workers": 0}
+        return settings_from(cls, section, "standardize", {"fit": FIT_POLICIES}, low)
 
 
 def standardize_file(path: str, settings: StandardizeSettings, max_pixels: int) -> bytes:

@@ -24,10 +24,21 @@ from sneakers.data import SplitData
 from sneakers.errors import SneakersError
 from sneakers.inference import autocast, device_label, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss
-from sneakers.model import build_model, count_parameters
+from sneakers.model import ARCHS, build_model, count_parameters
 from sneakers.params import settings_from
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The `model` params section."""
+
+    arch: str = "seed_cnn"
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> ModelSettings:
+        return settings_from(cls, section, "model", {"arch": tuple(ARCHS)})
 
 
 @dataclass(frozen=True)
@@ -47,15 +58,13 @@ class TrainSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainSettings:
-        settings = settings_from(
-            cls, section, "train", {"optimizer": OPTIMIZERS, "device": ("auto", "cpu", "cuda")}
-        )
+        choices = {"optimizer": OPTIMIZERS, "device": ("auto", "cpu", "cuda")}
+        low = {"epochs": 1, "batch_size": 1, "lr": 0, "weight_decay": 0, "num_workers": 0}
+        settings = settings_from(cls, section, "train", choices, low)
         if settings.threshold != "val" and not (
             isinstance(settings.threshold, int | float) and 0 < settings.threshold < 1
         ):
             raise SneakersError("train.threshold must be 'val' or a number between 0 and 1")
-        if settings.epochs < 1 or settings.batch_size < 1:
-            raise SneakersError("train.epochs and train.batch_size must be at least 1")
         return settings
 
 
