@@ -11,16 +11,17 @@ from sneakers.files import write_json
 from sneakers.inference import device_label, load_artifact, resolve_device, versions
 from sneakers.params import load_params, section
 from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_data
+from sneakers.train import TrainSettings
 
 
 def main() -> None:
     started = time.perf_counter()
     params = load_params()
-    train = section(params, "train")
-    device = resolve_device(train["device"])
+    settings = TrainSettings.from_params(section(params, "train"))
+    device = resolve_device(settings.device)
     artifact = load_artifact(Path("models/model.pt"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
-    metrics, predictions = evaluate(artifact, splits, device, train["bf16"], params["seed"])
+    metrics, predictions = evaluate(artifact, splits, device, settings.bf16, params["seed"])
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
