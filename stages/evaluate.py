@@ -10,7 +10,13 @@ from sneakers.evaluate import evaluate
 from sneakers.files import write_json
 from sneakers.inference import device_label, load_artifact, resolve_device, versions
 from sneakers.params import load_params, section
-from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_data
+from sneakers.plots import (
+    confusion_png,
+    samples_png,
+    worst_png,
+    write_plot_data,
+    write_robustness_data,
+)
 from sneakers.train import TrainSettings
 
 
@@ -34,6 +40,7 @@ def main() -> None:
     }
     write_json(Path("metrics/eval.json"), metrics)
     write_plot_data(predictions, Path("metrics/plots"))
+    write_robustness_data(metrics["robustness"], Path("metrics/plots/robustness.json"))
     figures = Path("metrics/figures")
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")

@@ -6,7 +6,8 @@ from dvclive import Live
 from sneakers.data import CLASS_NAMES, MEAN, STD, load_splits
 from sneakers.errors import run_main
 from sneakers.inference import resolve_device, save_artifact, versions
-from sneakers.params import load_params, section
+from sneakers.params import load_params, section, settings_from
+from sneakers.perturb import AugmentSettings
 from sneakers.train import ModelSettings, TrainSettings, train
 
 
@@ -14,10 +15,11 @@ def main() -> None:
     params = load_params()
     arch = ModelSettings.from_params(section(params, "model")).arch
     settings = TrainSettings.from_params(section(params, "train"))
+    augment = settings_from(AugmentSettings, section(params, "augment"), "augment")
     resolve_device(settings.device)  # a missing GPU is reported before any data is read
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        artifact = train(splits, arch, settings, params["seed"], live)
+        artifact = train(splits, arch, settings, params["seed"], live, augment)
     standardize = section(params, "standardize")
     artifact.update(
         class_names=list(CLASS_NAMES),

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"fetch", "merge", "standardize", "split", "train", "evaluate"}
+STAGES = {"fetch", "merge", "standardize", "split", "audit", "train", "evaluate"}
 RUN_TIME_KEYS = ("train_seconds", "eval_seconds")
 PLOT_TITLES = [
     "Loss",
@@ -39,6 +39,7 @@ PLOT_TITLES = [
     "ROC (test)",
     "Precision-recall (test)",
     "Reliability (test)",
+    "Robustness (test accuracy)",
 ]
 FIGURES = ["confusion.png", "samples.png", "worst.png"]
 CHANGED_EPOCHS = 1
@@ -180,7 +181,8 @@ def test_plots_show_renders_each_plot_once(pipeline: PipelineRun) -> None:
     for name in FIGURES:
         assert html.count(f"<p>metrics/figures/{name}</p>") == 1, name
         assert (static / f"workspace_metrics_figures_{name}").is_file(), name
-    assert html.count("<img ") == len(FIGURES)
+    assert html.count("<p>metrics/audit/encodings.png</p>") == 1
+    assert html.count("<img ") == len(FIGURES) + 1
 
 
 def stable(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import torch
 
 from sneakers.data import CLASS_NAMES, SplitData
 from sneakers.inference import model_from_artifact, predict_proba
-from sneakers.metrics import bootstrap_auc_ci, classification_report
+from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
+from sneakers.perturb import CONDITIONS, apply_to_batch
 
 
 def predict_splits(
@@ -44,6 +45,25 @@ def split_metrics(predictions: pd.DataFrame, threshold: float, seed: int) -> dic
     return out
 
 
+def robustness(
+    artifact: dict[str, Any],
+    test: SplitData,
+    device: torch.device,
+    batch_size: int,
+    bf16: bool,
+) -> dict[str, dict[str, float | None]]:
+    """Accuracy (at the fixed threshold) and ROC AUC of test under each perturbation."""
+    model = model_from_artifact(artifact, device)
+    y = test.labels.numpy()
+    out: dict[str, dict[str, float | None]] = {}
+    for name, perturbation in CONDITIONS.items():
+        images = test.images if perturbation is None else apply_to_batch(test.images, perturbation)
+        p_ai = predict_proba(model, images, device, batch_size, bf16)
+        accuracy = float(np.mean((p_ai >= artifact["threshold"]) == y))
+        out[name] = {"accuracy": accuracy, "roc_auc": roc_auc(y, p_ai)}
+    return out
+
+
 def accuracy_by(predictions: pd.DataFrame, column: str) -> dict[str, dict[str, float]]:
     """Test accuracy per value of column (source, brand), where the manifest knows it."""
     test = predictions[(predictions["split"] == "test") & predictions[column].notna()]
@@ -66,5 +86,6 @@ def evaluate(
         **split_metrics(predictions, artifact["threshold"], seed),
         "by_source": accuracy_by(predictions, "source"),
         "by_brand": accuracy_by(predictions, "brand"),
+        "robustness": robustness(artifact, splits["test"], device, batch_size=64, bf16=bf16),
     }
     return metrics, predictions

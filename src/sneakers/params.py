@@ -16,7 +16,7 @@ LABELS = ("real", "ai")
 BRAND_RULES = ("folder", "prefix")
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 T = TypeVar("T")
-SECTIONS = {"seed", "data", "merge", "standardize", "split", "model", "train"}
+SECTIONS = {"seed", "data", "merge", "standardize", "split", "audit", "model", "train", "augment"}
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 

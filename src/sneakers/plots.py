@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -35,6 +36,12 @@ def write_plot_data(predictions: pd.DataFrame, out_dir: Path) -> None:
     }
     for name, rows in data.items():
         write_json(out_dir / name, rows)
+
+
+def write_robustness_data(robustness: dict[str, dict[str, Any]], path: Path) -> None:
+    """Test accuracy per perturbation, for a bar chart in `dvc plots show`."""
+    rows = [{"condition": name, "accuracy": r["accuracy"]} for name, r in robustness.items()]
+    write_json(path, rows)
 
 
 def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
@@ -85,6 +92,17 @@ def worst_png(data: SplitData, predictions: pd.DataFrame, path: Path, count: int
     titles = [f"{test['label'][i]} · P(ai)={test['p_ai'][i]:.2f}" for i in order]
     colors = ["red" if test["label"][i] != test["predicted"][i] else "green" for i in order]
     image_grid(images, titles, colors, path)
+
+
+def table_png(table: pd.DataFrame, title: str, path: Path, max_rows: int = 8) -> None:
+    """A small table as a figure: the top rows of each label."""
+    shown = table.groupby("label", group_keys=False).head(max_rows)
+    cells = [[f"{v:.1%}" if isinstance(v, float) else str(v) for v in row] for row in shown.values]
+    fig, ax = plt.subplots(figsize=(1.3 * len(shown.columns), 0.32 * len(cells) + 0.9))
+    ax.axis("off")
+    ax.table(cellText=cells, colLabels=list(shown.columns), loc="center").scale(1, 1.2)
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

@@ -26,6 +26,7 @@ from sneakers.inference import autocast, device_label, predict_proba, resolve_de
 from sneakers.metrics import choose_threshold, log_loss
 from sneakers.model import ARCHS, build_model, count_parameters
 from sneakers.params import settings_from
+from sneakers.perturb import AugmentSettings, augment_batch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -99,12 +100,15 @@ def train_epoch(
     device: torch.device,
     bf16: bool,
     desc: str,
+    augment: tuple[AugmentSettings, np.random.Generator] | None = None,
 ) -> tuple[float, float]:
     """One pass over the training data; returns mean loss and accuracy."""
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     total_loss, correct, seen = 0.0, 0, 0
     for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+        if augment:
+            images = augment_batch(images, *augment)
         x, y = to_input(images, device), labels.to(device, non_blocking=True)
         with autocast(device, bf16):
             logits = model(x)
@@ -152,10 +156,12 @@ def train(
     settings: TrainSettings,
     seed: int,
     log: Any,
+    augment: AugmentSettings | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation loss, fix the threshold; return the artifact.
 
-    `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary).
+    `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary). With
+    `augment.enabled`, each training batch is augmented with a per-epoch seeded generator.
     """
     seed_everything(seed)
     device = resolve_device(settings.device)
@@ -172,7 +178,11 @@ def train(
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         desc = f"epoch {epoch}/{settings.epochs}"
-        train_loss, train_acc = train_epoch(model, loader, optimizer, device, settings.bf16, desc)
+        rng = np.random.default_rng([seed, epoch])
+        aug = (augment, rng) if augment is not None and augment.enabled else None
+        train_loss, train_acc = train_epoch(
+            model, loader, optimizer, device, settings.bf16, desc, aug
+        )
         if settings.precise_bn:
             recalibrate_batchnorm(model, train_data.images, device, 64)
         p_val = predict_proba(model, val_data.images, device, settings.batch_size, settings.bf16)
