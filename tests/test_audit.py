@@ -17,7 +17,8 @@ from sneakers.split import assign_splits
 from sneakers.standardize import StandardizeSettings, standardize_manifest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "shoes-real-vs-ai"
-SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+SRGB = _PROFILE[:24] + bytes(12) + _PROFILE[36:]  # creation time zeroed: same bytes every run
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
