@@ -1,4 +1,5 @@
-"""The `sneakers` command line: `info` describes a model file; mistakes give one clear line."""
+"""The `sneakers` command line: `info` describes a model file; mistakes give one clear line
+(`predict` is tested in test_predict.py)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,66 @@ def test_info_refuses_missing_or_foreign_files(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert ("dvc repro" in err[0]) if content is None else ("not a sneakers model" in err[0])
+
+
+# --- info: the test metrics beside the standard layout ---
+
+
+def save_tiny(path: Path, threshold: float = 0.4) -> None:
+    save_artifact(path, {"arch": "gap_cnn", "image_size": 48, "threshold": threshold,
+                         "state_dict": build_model("gap_cnn", 48).state_dict()})  # fmt: skip
+
+
+def write_eval(threshold: float) -> None:
+    Path("metrics").mkdir()
+    test = {"n": 10, "threshold": threshold, "accuracy": 0.9, "roc_auc": 0.95}
+    Path("metrics/eval.json").write_text(json.dumps({"val": {}, "test": test}))
+
+
+def info_of(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    main(["info", *args])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_info_adds_test_metrics_for_the_standard_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    save_tiny(Path("models/model.pt"))
+    assert "test_metrics" not in info_of(capsys)  # no metrics/eval.json yet
+    write_eval(threshold=0.4)
+    for args in ([], ["models/model.pt"], ["./models/model.pt"]):
+        shown = info_of(capsys, *args)
+        assert shown["test_metrics_file"] == "metrics/eval.json"
+        assert shown["test_metrics"]["accuracy"] == 0.9 and shown["test_metrics"]["n"] == 10
+
+
+def test_info_leaves_out_metrics_of_another_model_or_another_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    save_tiny(Path("models/model.pt"), threshold=0.4)
+    save_tiny(Path("elsewhere.pt"), threshold=0.4)
+    write_eval(threshold=0.3)  # written for a model with another threshold
+    shown = info_of(capsys)
+    assert "test_metrics" not in shown and "threshold differs" in shown["test_metrics_note"]
+    shown = info_of(capsys, "elsewhere.pt")
+    assert not any(key.startswith("test_metrics") for key in shown)
+
+
+def test_info_help_says_where_it_reads_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--help"])
+    assert exit_info.value.code == 0
+    assert "metrics/eval.json" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["info", "a.pt", "b.pt"], ["predict"]])
+def test_usage_mistakes_give_one_line_and_status_1(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")

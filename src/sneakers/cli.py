@@ -1,32 +1,129 @@
-"""The `sneakers` command: inspect trained models (prediction arrives with `sneakers predict`)."""
+"""The `sneakers` command: score images with a trained model, or describe a model file."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import torch
 
 from sneakers.errors import run_main
 from sneakers.inference import load_artifact, model_from_artifact
 from sneakers.model import count_parameters
+from sneakers.predict import OUTPUT_FORMATS, run
+
+STANDARD_MODEL = Path("models/model.pt")
+EVAL_METRICS = Path("metrics/eval.json")  # written by the evaluate stage beside models/
+
+INFO_HELP = f"""\
+Shows what a model file holds (architecture, threshold, preprocessing, training run, library
+versions), without its weights. When MODEL is {STANDARD_MODEL} (the default), it also shows the
+test metrics of that model from {EVAL_METRICS}, read relative to the current directory (run it
+from the project root), if that file exists and was written for this model (its threshold
+matches); otherwise they are left out."""
+
+PREDICT_HELP = """\
+Scores each image the way the pipeline prepared its training data: the standardize stage's
+preprocessing with the settings stored in the model, then the model, in batches. Prints one row
+per file (path, P(ai), label, error) and a summary on stderr. Exit status: 0 every file scored,
+2 some could not be scored (their rows say why), 1 usage error."""
 
 
-def info(path: Path) -> dict:
-    """What a model file holds, without its weights."""
+class Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as one `error: ...` line and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def info(path: Path) -> dict[str, Any]:
+    """What a model file holds, without its weights (plus its test metrics, where known)."""
     artifact = load_artifact(path)
     model = model_from_artifact(artifact, torch.device("cpu"))
     keep = ("arch", "image_size", "threshold", "class_names", "preprocess", "trained",
             "data_profile", "versions")  # fmt: skip
     return {"model": str(path), "parameters": count_parameters(model),
-            **{k: artifact.get(k) for k in keep}}  # fmt: skip
+            **{k: artifact.get(k) for k in keep}, **eval_metrics(path, artifact)}  # fmt: skip
+
+
+def eval_metrics(path: Path, artifact: dict[str, Any]) -> dict[str, Any]:
+    """The `test` section of metrics/eval.json, for the standard model path only, and only when
+    the file is for this model: the evaluate stage records the model's threshold there."""
+    if path != STANDARD_MODEL or not EVAL_METRICS.is_file():
+        return {}
+    try:
+        test = json.loads(EVAL_METRICS.read_text())["test"]
+        threshold = test["threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"test_metrics_note": f"{EVAL_METRICS} is unreadable: run `dvc repro evaluate`"}
+    if threshold != artifact.get("threshold"):
+        return {"test_metrics_note": f"{EVAL_METRICS} is for another model (its threshold "
+                "differs): run `dvc repro` to evaluate this one"}  # fmt: skip
+    return {"test_metrics_file": str(EVAL_METRICS), "test_metrics": test}
+
+
+def probability(text: str) -> float:
+    value = float(text)  # argparse turns a ValueError into "invalid probability value"
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="sneakers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser(
+        "predict", help="score image files, folders or glob patterns", description=PREDICT_HELP
+    )
+    predict.add_argument(
+        "paths", nargs="+", metavar="PATH",
+        help="image files, folders (recursive, sorted; OS junk and hidden files are skipped, links "
+        "out of the folder are not followed) or glob patterns (quoted work too, ** included)",
+    )  # fmt: skip
+    predict.add_argument("--model", type=Path, default=STANDARD_MODEL,
+                         help="model file (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
+                         help="output format (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--output", type=Path, metavar="FILE",
+                         help="write the rows to FILE instead of stdout")  # fmt: skip
+    predict.add_argument("--threshold", type=probability, metavar="T",
+                         help="P(ai) at or above which a file is labelled ai "
+                         "(default: the model's own, fixed on validation data)")  # fmt: skip
+    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                         help="auto uses CUDA when available (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+                         help="images per forward pass (default: %(default)s)")  # fmt: skip
+
+    info_parser = commands.add_parser(
+        "info", help="describe a trained model file", description=INFO_HELP
+    )
+    info_parser.add_argument("model", type=Path, nargs="?", default=STANDARD_MODEL, metavar="MODEL",
+                             help="model file (default: %(default)s)")  # fmt: skip
+    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sneakers", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    info_parser = commands.add_parser("info", help="describe a trained model file")
-    info_parser.add_argument("model", type=Path, nargs="?", default=Path("models/model.pt"))
-    args = parser.parse_args(argv)
-    run_main(lambda: print(json.dumps(info(args.model), indent=2)))
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        run_main(lambda: print(json.dumps(info(args.model), indent=2)))
+    else:
+        run_main(lambda: predict_command(args))
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    code = run(args.paths, args.model, args.format, args.output, args.threshold, args.device,
+               args.batch_size)  # fmt: skip
+    if code:
+        raise SystemExit(code)  # passes through run_main, which only turns errors into status 1

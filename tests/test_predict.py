@@ -1,0 +1,446 @@
+"""`sneakers predict`: every file gets a row (P(ai) and label, or why not), the output formats,
+exit codes and one-line errors, and the same P(ai) as the evaluate stage for the same picture."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+from conftest import encode_image, make_picture, write_bytes
+from PIL import Image
+
+from sneakers.cli import main
+from sneakers.data import load_splits
+from sneakers.evaluate import predict_splits
+from sneakers.inference import load_artifact, save_artifact
+from sneakers.model import build_model
+from sneakers.predict import literal_base
+from sneakers.standardize import StandardizeSettings, standardize_manifest
+
+SIZE = 48
+MAX_PIXELS = 1_000_000
+PREPROCESS = {"size": SIZE, "fit": "crop", "jpeg_quality": 90, "max_pixels": MAX_PIXELS,
+              "mean": 0.5, "std": 0.5}  # fmt: skip
+THRESHOLD = 0.5
+KEYS = ["path", "p_ai", "label", "error"]
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def tiny_artifact(**overrides: Any) -> dict[str, Any]:
+    """A seed_cnn at 48 px with seeded weights and BatchNorm statistics that are not trivial."""
+    torch.manual_seed(0)
+    model = build_model("seed_cnn", SIZE)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    artifact = {"arch": "seed_cnn", "image_size": SIZE, "threshold": THRESHOLD,
+                "class_names": ["real", "ai"], "preprocess": dict(PREPROCESS),
+                "state_dict": model.state_dict()}  # fmt: skip
+    return {**artifact, **overrides}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_artifact(path, tiny_artifact())
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run `sneakers ...` in-process: (exit status, stdout, stderr)."""
+
+    def _run(*args: str | Path) -> tuple[int, str, str]:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return _run
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (a decompression bomb), with almost no data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+def transparent_png() -> bytes:
+    im = make_picture(3).convert("RGBA")
+    im.putalpha(Image.linear_gradient("L").resize(im.size))
+    return encode_image(im, "PNG")
+
+
+def mixed_folder(root: Path, outside: Path) -> Path:
+    """Good and bad files, junk that must be skipped, and a link out of the folder."""
+    write_bytes(root / "good.jpg", encode_image(make_picture(1), "JPEG", quality=95))
+    write_bytes(root / "alpha.png", transparent_png())
+    write_bytes(root / "sub" / "nested.jpg", encode_image(make_picture(2, scale=20), "JPEG"))
+    write_bytes(root / "empty.jpg", b"")
+    write_bytes(root / "notes.txt", b"shopping list: laces\n")
+    big = encode_image(make_picture(4, scale=16), "JPEG", quality=95)
+    write_bytes(root / "truncated.jpg", big[: len(big) // 2])
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="8"><rect/></svg>'
+    write_bytes(root / "drawing.svg", svg)
+    write_bytes(root / "huge.png", png_claiming(5000, 5000))
+    write_bytes(root / ".DS_Store", b"finder")
+    write_bytes(root / ".hidden.jpg", encode_image(make_picture(5), "JPEG"))
+    write_bytes(root / "__MACOSX" / "sub" / "nested.jpg", encode_image(make_picture(6), "JPEG"))
+    write_bytes(outside / "secret.jpg", encode_image(make_picture(7), "JPEG"))
+    (root / "escape.jpg").symlink_to(outside / "secret.jpg")
+    return root
+
+
+EXPECTED_ERRORS = {
+    "drawing.svg": "unsupported_format: SVG",
+    "empty.jpg": "empty:",
+    "escape.jpg": "link_outside_folder:",
+    "huge.png": "too_many_pixels:",
+    "notes.txt": "not_an_image:",
+    "truncated.jpg": "corrupt:",
+}
+SCORED = ["alpha.png", "good.jpg", "sub/nested.jpg"]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return mixed_folder(tmp_path / "photos", tmp_path / "outside")
+
+
+def rows_of(out: str) -> list[dict[str, Any]]:
+    rows = json.loads(out)
+    assert isinstance(rows, list)
+    return rows
+
+
+def relative(rows: list[dict[str, Any]], root: Path) -> dict[str, dict[str, Any]]:
+    return {Path(r["path"]).relative_to(root).as_posix(): r for r in rows}
+
+
+# --- inputs and per-file outcomes ---
+
+
+def test_a_mixed_folder_scores_the_good_files_and_explains_the_rest(
+    cli: Cli, model_path: Path, folder: Path
+) -> None:
+    code, out, err = cli("predict", folder, "--model", model_path, "--format", "json")
+    assert code == 2
+    rows = rows_of(out)
+    by_name = relative(rows, folder)
+    assert list(by_name) == sorted(SCORED + list(EXPECTED_ERRORS))  # recursive, sorted, no junk
+    for name in SCORED:
+        row = by_name[name]
+        assert row["error"] is None and 0.0 <= row["p_ai"] <= 1.0
+        assert row["label"] == ("ai" if row["p_ai"] >= THRESHOLD else "real")
+    for name, start in EXPECTED_ERRORS.items():
+        row = by_name[name]
+        assert (row["p_ai"], row["label"]) == (None, None)
+        assert row["error"].startswith(start), (name, row["error"])
+    last = err.strip().splitlines()[-1]
+    ai = sum(by_name[n]["label"] == "ai" for n in SCORED)
+    assert last.startswith(f"predict: 9 files, 3 scored ({ai} ai, {3 - ai} real), 6 failed")
+    assert "3 skipped" in last  # .DS_Store, .hidden.jpg, __MACOSX/
+
+
+def test_glob_patterns_are_expanded_recursively_without_junk(
+    cli: Cli, model_path: Path, folder: Path
+) -> None:
+    code, out, _ = cli("predict", f"{folder}/**/*.jpg", f"{folder}/*.png", "--model", model_path,
+                       "--format", "json")  # fmt: skip
+    names = list(relative(rows_of(out), folder))
+    assert names == ["empty.jpg", "escape.jpg", "good.jpg", "sub/nested.jpg", "truncated.jpg",
+                     "alpha.png", "huge.png"]  # fmt: skip
+    assert code == 2
+
+
+def test_globs_judge_links_and_junk_folders_as_folder_walks_do(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "outside" / "more").mkdir()
+    for i in range(3):
+        write_bytes(tmp_path / "outside" / "more" / f"{i}.jpg", encode_image(make_picture(i)))
+    (folder / "sub" / "linked").symlink_to(tmp_path / "outside" / "more")
+    (folder / "sub" / "again").symlink_to(folder / "sub", target_is_directory=True)
+    for pattern in (f"{folder}/**", f"{folder}/*", f"{folder}/**/*.jpg"):
+        _, out, _ = cli("predict", pattern, "--model", model_path, "--format", "json")
+        names = relative(rows_of(out), folder)
+        assert not any(n.startswith(("__MACOSX", "sub/again", "sub/linked/")) for n in names)
+        if pattern.endswith("**"):  # the link out is one row, not one per file behind it
+            assert names["sub/linked"]["error"].startswith("link_outside_folder:")
+
+
+def test_an_existing_name_that_looks_like_a_pattern_is_a_name(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    shoe = write_bytes(tmp_path / "shoe [1].jpg", encode_image(make_picture(1), "JPEG"))
+    write_bytes(tmp_path / "shoe 1.jpg", encode_image(make_picture(2), "JPEG"))
+    code, out, _ = cli("predict", shoe, "--model", model_path, "--format", "json")
+    assert (code, [r["path"] for r in rows_of(out)]) == (0, [str(shoe)])
+
+
+def test_a_pattern_and_a_folder_naming_the_same_file_give_one_row(
+    cli: Cli, model_path: Path, folder: Path
+) -> None:
+    good = folder / "good.jpg"
+    code, out, _ = cli("predict", good, f"{folder}/good.*", "--model", model_path, "--format",
+                       "json")  # fmt: skip
+    assert (code, [r["path"] for r in rows_of(out)]) == (0, [str(good)])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_reading_it(cli: Cli, model_path: Path, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block for ever
+    write_bytes(tmp_path / "good.jpg", encode_image(make_picture(1), "JPEG"))
+    code, out, _ = cli("predict", tmp_path, "--model", model_path, "--format", "json")
+    assert code == 2
+    assert [r["error"] for r in rows_of(out)] == [None, "not_a_file: not a regular file"]
+
+
+def test_literal_base_is_the_folder_a_pattern_searches() -> None:
+    assert literal_base("data/raw/*/x.jpg") == "data/raw"
+    assert literal_base("/a/b/**/*.jpg") == "/a/b"
+    assert literal_base("*.jpg") == "."
+
+
+def test_json_schema(cli: Cli, model_path: Path, folder: Path) -> None:
+    _, out, _ = cli("predict", folder, "--model", model_path, "--format", "json")
+    for row in rows_of(out):
+        assert list(row) == KEYS
+        assert isinstance(row["path"], str)
+        if row["error"] is None:
+            assert isinstance(row["p_ai"], float) and row["label"] in ("ai", "real")
+        else:
+            assert isinstance(row["error"], str)
+            assert row["p_ai"] is None and row["label"] is None
+
+
+def test_table_and_csv_carry_the_same_rows(cli: Cli, model_path: Path, folder: Path) -> None:
+    _, out_json, _ = cli("predict", folder, "--model", model_path, "--format", "json")
+    _, table, _ = cli("predict", folder, "--model", model_path)
+    _, out_csv, _ = cli("predict", folder, "--model", model_path, "--format", "csv")
+    expected = rows_of(out_json)
+
+    lines = table.splitlines()
+    assert lines[0].split() == KEYS and len(lines) == len(expected) + 1
+    p_column = lines[0].index("p_ai") + len("p_ai")  # p_ai is right-aligned under its header
+    for line, row in zip(lines[1:], expected, strict=True):
+        assert line.startswith(row["path"] + " ")
+        shown = line[:p_column].split()[-1]
+        assert shown == ("-" if row["p_ai"] is None else f"{row['p_ai']:.4f}")
+        assert line.rstrip().endswith(row["error"] or row["label"])
+
+    frame = pd.read_csv(pd.io.common.StringIO(out_csv), keep_default_na=False)
+    assert list(frame.columns) == KEYS
+    assert frame["path"].tolist() == [r["path"] for r in expected]
+    for value, row in zip(frame["p_ai"], expected, strict=True):
+        assert (value == "") if row["p_ai"] is None else float(value) == row["p_ai"]
+
+
+def test_all_scored_exits_0_and_output_goes_to_a_file(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "out" / "predictions.json"
+    target.parent.mkdir()
+    code, out, err = cli("predict", folder / "good.jpg", folder / "alpha.png", "--model",
+                         model_path, "--format", "json", "--output", target)  # fmt: skip
+    assert (code, out) == (0, "")
+    assert [p.name for p in target.parent.iterdir()] == ["predictions.json"]  # no .partial left
+    rows = rows_of(target.read_text())
+    assert [Path(r["path"]).name for r in rows] == ["good.jpg", "alpha.png"]  # argument order
+    assert err.strip().splitlines()[-1].startswith("predict: 2 files, 2 scored")
+
+
+def test_threshold_option_overrides_the_models(cli: Cli, model_path: Path, folder: Path) -> None:
+    args = ("predict", folder, "--model", model_path, "--format", "json")
+    scored = [r for r in rows_of(cli(*args)[1]) if r["error"] is None]
+    values = sorted(r["p_ai"] for r in scored)
+    assert values[0] < values[-1], "the test model should not give every picture one score"
+    cut = (values[0] + values[-1]) / 2
+    relabelled = [r for r in rows_of(cli(*args, "--threshold", str(cut))[1]) if r["error"] is None]
+    assert [r["p_ai"] for r in relabelled] == [r["p_ai"] for r in scored]
+    assert [r["label"] for r in relabelled] == [
+        "ai" if r["p_ai"] >= cut else "real" for r in scored
+    ]
+    assert {r["label"] for r in relabelled} == {"ai", "real"}
+
+
+def test_batch_size_does_not_change_the_results(cli: Cli, model_path: Path, folder: Path) -> None:
+    args = ("predict", folder, "--model", model_path, "--format", "json")
+    one = rows_of(cli(*args, "--batch-size", "1")[1])
+    many = rows_of(cli(*args, "--batch-size", "64")[1])
+    assert [r["label"] for r in one] == [r["label"] for r in many]
+    for a, b in zip(one, many, strict=True):
+        assert (a["p_ai"] is None) == (b["p_ai"] is None)
+        if a["p_ai"] is not None:
+            assert a["p_ai"] == pytest.approx(b["p_ai"], abs=1e-6)
+
+
+# --- usage errors: one line, exit status 1 ---
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--threshold", "1.5"), ("--threshold", "0"), ("--threshold", "nan"),
+     ("--threshold", "half"), ("--batch-size", "0"), ("--batch-size", "2.5"),
+     ("--format", "xml"), ("--device", "tpu")],
+)  # fmt: skip
+def test_bad_option_values_are_usage_errors(
+    cli: Cli, model_path: Path, folder: Path, option: str, value: str
+) -> None:
+    code, out, err = cli("predict", folder, "--model", model_path, option, value)
+    assert (code, out) == (1, "")
+    assert option in one_error_line(err)
+
+
+def test_no_inputs_found_is_a_usage_error(cli: Cli, model_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty-folder").mkdir()
+    write_bytes(tmp_path / "junk" / ".DS_Store", b"finder")
+    for args in ([tmp_path / "missing.jpg"], [tmp_path / "empty-folder", tmp_path / "junk"],
+                 [f"{tmp_path}/*.jpg"]):  # fmt: skip
+        code, out, err = cli("predict", *args, "--model", model_path)
+        assert (code, out) == (1, "")
+        assert "no input files" in one_error_line(err)
+    code, _, err = cli("predict", "--model", model_path)  # no PATH at all
+    assert code == 1 and "PATH" in one_error_line(err)
+
+
+def test_a_missing_path_among_found_ones_is_a_failed_row(
+    cli: Cli, model_path: Path, folder: Path
+) -> None:
+    code, out, _ = cli("predict", folder / "good.jpg", folder / "gone.jpg", "--model", model_path,
+                       "--format", "json")  # fmt: skip
+    assert code == 2
+    assert [r["error"] for r in rows_of(out)] == [None, "not_found: no such file or folder"]
+
+
+def test_missing_model_says_how_to_get_one(cli: Cli, folder: Path, tmp_path: Path) -> None:
+    code, out, err = cli("predict", folder, "--model", tmp_path / "models" / "model.pt")
+    assert (code, out) == (1, "")
+    line = one_error_line(err)
+    assert "dvc repro" in line and "--model" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(lambda: build_model("seed_cnn", SIZE).state_dict(), "not a sneakers model",
+                     id="plain-state-dict"),
+        pytest.param(lambda: [1, 2, 3], "not a sneakers model", id="not-a-dict"),
+        pytest.param(None, "not a sneakers model", id="text-file"),
+        pytest.param(lambda: {"format": "sneakers-model", **tiny_artifact(preprocess=None)},
+                     "does not record its preprocessing", id="no-preprocess"),
+        pytest.param(lambda: {"format": "sneakers-model", **tiny_artifact(image_size=64,
+                     preprocess={**PREPROCESS, "size": 64})}, "not a usable sneakers model",
+                     id="weights-do-not-fit"),
+    ],
+)  # fmt: skip
+def test_files_that_are_not_our_artifact_are_refused(
+    cli: Cli, folder: Path, tmp_path: Path, content: Callable[[], Any] | None, message: str
+) -> None:
+    path = tmp_path / "other.pt"
+    if content is None:
+        path.write_text("this is not a model\n")
+    else:
+        torch.save(content(), path)
+    code, out, err = cli("predict", folder, "--model", path)
+    assert (code, out) == (1, "")
+    assert message in one_error_line(err)
+
+
+def test_output_into_a_missing_folder_is_refused_before_any_work(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    code, _, err = cli("predict", folder, "--model", model_path, "--output",
+                       tmp_path / "nowhere" / "out.csv")  # fmt: skip
+    assert code == 1 and "does not exist" in one_error_line(err)
+
+
+# --- the same P(ai) as the evaluate stage ---
+
+
+def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: Path) -> None:
+    """Standardize raw files as the stage does, evaluate them, then predict on the raw files."""
+    raw = tmp_path / "raw"
+    files = {
+        "real/big.jpg": encode_image(make_picture(11, scale=40), "JPEG", quality=95),  # draft mode
+        "real/small.jpg": encode_image(make_picture(12), "JPEG", quality=80),
+        "real/photo.png": encode_image(make_picture(13, scale=6), "PNG"),
+        "ai/alpha.png": transparent_png(),
+        "ai/wide.webp": encode_image(make_picture(14, scale=12).resize((200, 90)), "WEBP"),
+        "ai/palette.gif": encode_image(make_picture(15).convert("P"), "GIF"),
+    }
+    for rel, data in files.items():
+        write_bytes(raw / "src" / rel, data)
+    manifest = pd.DataFrame(
+        {
+            "source": "src",
+            "path": list(files),
+            "label": [rel.split("/")[0] for rel in files],
+            "brand": None,
+            "group": None,
+            "status": "accepted",
+            "id": [f"{i:016x}" for i in range(len(files))],
+        }
+    )
+    settings = StandardizeSettings(size=SIZE, fit="crop", jpeg_quality=90, workers=1)
+    standardized = tmp_path / "standardized"
+    index = standardize_manifest(manifest, raw, standardized, settings, MAX_PIXELS)
+    split = index[["id"]].assign(split=["val", "test"] * (len(index) // 2))
+    split.to_csv(tmp_path / "split.csv", index=False)
+    splits = load_splits(standardized, tmp_path / "split.csv")
+    evaluated = predict_splits(
+        load_artifact(model_path), splits, torch.device("cpu"), batch_size=64, bf16=False
+    )
+
+    code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json")
+    assert code == 0
+    predicted = relative(rows_of(out), raw / "src")
+    assert len(evaluated) == len(files) == len(predicted)
+    for _, row in evaluated.iterrows():
+        mine = predicted[row["path"]]
+        assert mine["p_ai"] == pytest.approx(float(row["p_ai"]), abs=1e-6), row["path"]
+        assert mine["label"] == row["predicted"], row["path"]
+
+
+# --- the speed benchmark still runs ---
+
+
+def test_speed_benchmark_runs_and_ends_with_the_ratio(model_path: Path, tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "predict_speed.py"
+    args = [sys.executable, str(script), "--model", str(model_path), "--images", "5",
+            "--batch-size", "2", "--rounds", "1"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("ratio predict/forward: ") and float(last.split()[-1]) > 0
+    missing = subprocess.run([*args[:2], "--model", "absent.pt"], capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no model at absent.pt")
