@@ -20,7 +20,6 @@ import io
 import json
 import os
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,8 +35,8 @@ from sneakers.data import CLASS_NAMES, MEAN, STD, decode
 from sneakers.errors import SneakersError
 from sneakers.files import classify_entry, walk
 from sneakers.inference import load_artifact, model_from_artifact, predict_proba, resolve_device
-from sneakers.preprocess import FIT_POLICIES, FORMATS, standardize_bytes
-from sneakers.probe import IMAGE_MAGIC, sniff_format
+from sneakers.preprocess import FIT_POLICIES, standardize_bytes
+from sneakers.probe import read_header
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 COLUMNS = ("path", "p_ai", "label", "error")
@@ -182,28 +181,10 @@ def prepare(path: str, pre: Preprocess) -> tuple[np.ndarray | None, str | None]:
 def check_header(data: bytes, max_pixels: int) -> str | None:
     """Why a file cannot be scored, judged from its header as the merge stage judges it, or None.
 
-    Only files that Pillow names as one of our formats reach standardize_bytes, whose restricted
-    open reports anything else as a KeyError for the MPO entry (MPO has no opener of its own).
+    Only files that Pillow names as one of our formats reach standardize_bytes.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
-                fmt, width, height = header.format or "", header.width, header.height
-    except Image.DecompressionBombError as err:
-        return f"too_many_pixels: {err}"
-    except Exception:  # noqa: BLE001 - no decoder recognises it: say what it looks like
-        if data.startswith(IMAGE_MAGIC):
-            return "corrupt: image header is truncated or damaged"
-        sniffed = sniff_format(data)
-        if sniffed:
-            return f"unsupported_format: {sniffed} is not read"
-        return "not_an_image: no image decoder recognises this file"
-    if fmt not in FORMATS:
-        return f"unsupported_format: {fmt} is not one of {', '.join(FORMATS)}"
-    if width * height > max_pixels:
-        return f"too_many_pixels: {width}x{height} exceeds the pixel limit of {max_pixels}"
-    return None
+    _, rejected = read_header(data, max_pixels)
+    return f"{rejected['reason']}: {rejected['detail']}" if rejected else None
 
 
 # --- the model ---

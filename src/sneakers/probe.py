@@ -64,26 +64,11 @@ def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any
     row: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     if not data:
         return {**row, "status": "rejected", "reason": "empty", "detail": "file has 0 bytes"}
-    try:
-        # Our own pixel limit is checked below; Pillow's global one must not warn or raise first.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
-                fmt, width, height = header.format or "", header.width, header.height
-    except Image.DecompressionBombError as err:
-        return {**row, **_reject("too_many_pixels", str(err))}
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        if data.startswith(IMAGE_MAGIC):
-            return {**row, **_reject("corrupt", "image header is truncated or damaged")}
-        fmt = sniff_format(data)
-        if fmt:
-            return {**row, "format": fmt, **_reject("unsupported_format", f"{fmt} is not read")}
-        return {**row, **_reject("not_an_image", "no image decoder recognises this file")}
-    row.update(format=fmt, width=width, height=height)
-    if fmt not in FORMATS:
-        return {**row, **_reject("unsupported_format", f"{fmt} is not one of {', '.join(FORMATS)}")}
-    if width * height > max_pixels:
-        return {**row, **_reject("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")}
+    facts, rejected = read_header(data, max_pixels)
+    row.update(facts)
+    if rejected:
+        return {**row, **rejected}
+    width, height, fmt = facts["width"], facts["height"], facts["format"]
     if min(width, height) < min_size:
         return {**row, **_reject("too_small", f"{width}x{height} < {min_size} px")}
     try:
@@ -104,6 +89,34 @@ def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any
     rgb = to_rgb(im)
     row.update(phash=str(imagehash.phash(rgb)), dhash=str(imagehash.dhash(rgb)))
     return {**row, "status": "accepted", "reason": "", "detail": ""}
+
+
+def read_header(data: bytes, max_pixels: int) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """Format and size from the header alone, and the rejection they already imply (or None).
+
+    Shared by merge and `sneakers predict`, so both refuse the same files for the same reasons.
+    """
+    try:
+        # Our own pixel limit is checked below; Pillow's global one must not warn or raise first.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                fmt, width, height = header.format or "", header.width, header.height
+    except Image.DecompressionBombError as err:
+        return {}, _reject("too_many_pixels", str(err))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        if data.startswith(IMAGE_MAGIC):
+            return {}, _reject("corrupt", "image header is truncated or damaged")
+        fmt = sniff_format(data)
+        if fmt:
+            return {"format": fmt}, _reject("unsupported_format", f"{fmt} is not read")
+        return {}, _reject("not_an_image", "no image decoder recognises this file")
+    facts = {"format": fmt, "width": width, "height": height}
+    if fmt not in FORMATS:
+        return facts, _reject("unsupported_format", f"{fmt} is not one of {', '.join(FORMATS)}")
+    if width * height > max_pixels:
+        return facts, _reject("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
+    return facts, None
 
 
 def _reject(reason: str, detail: str) -> dict[str, str]:
