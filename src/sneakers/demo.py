@@ -721,7 +721,7 @@ def _compiled_ai_file(index: int, seed: int, size: int) -> tuple[str, bytes]:
 
 def _draw(fn: Callable[..., Any], indices: list[int], seed: int, size: int, desc: str) -> list:
     """Draw pictures in parallel (one per core), in index order, with a progress bar."""
-    return parallel_map(partial(fn, seed=seed, size=size), indices, workers=0, desc=desc)
+    return list(parallel_map(partial(fn, seed=seed, size=size), indices, workers=0, desc=desc))
 
 
 def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:

@@ -1,16 +1,20 @@
-"""Ordered parallel map with a progress bar, shared by merge and standardize."""
+"""Ordered parallel map with a progress bar, shared by demo, merge and standardize."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from multiprocessing import get_context
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing import get_all_start_methods, get_context
 from typing import TypeVar
 
 from tqdm import tqdm
 
 T = TypeVar("T")
 R = TypeVar("R")
+# fork starts a worker in milliseconds with the parent's modules already imported; spawn starts a
+# fresh interpreter that imports them again (a second or more on a busy 2-core machine). The
+# workers run Pillow and numpy only, never torch, so fork is safe where the platform has it.
+START_METHOD = "fork" if "fork" in get_all_start_methods() else "spawn"
 
 
 def worker_count(requested: int) -> int:
@@ -19,20 +23,34 @@ def worker_count(requested: int) -> int:
 
 
 def parallel_map(
-    fn: Callable[[T], R], items: Sequence[T], workers: int, desc: str, chunksize: int = 8
-) -> list[R]:
-    """Apply fn to every item in order; results come back in input order, so outputs are stable."""
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    desc: str,
+    chunksize: int = 8,
+    count: Callable[[T], int] | None = None,
+) -> Iterator[R]:
+    """Yield fn(item) for every item in input order, each as soon as it and those before it are
+    done, so outputs are stable and the caller can store results while the workers go on.
+
+    The progress bar advances by count(item) per item (default 1): images, not tasks.
+    """
     workers = min(worker_count(workers), max(len(items), 1))
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=None)
+    size = count or (lambda _: 1)
+    bar = tqdm(total=sum(size(item) for item in items), desc=desc, unit="img", disable=None)
     try:
         if workers == 1:
-            return [_tick(bar, fn(item)) for item in items]
-        with get_context("spawn").Pool(workers) as pool:
-            return [_tick(bar, r) for r in pool.imap(fn, items, chunksize=chunksize)]
+            for item in items:
+                yield _tick(bar, size(item), fn(item))
+        else:
+            with get_context(START_METHOD).Pool(workers) as pool:
+                results = pool.imap(fn, items, chunksize=chunksize)
+                for item, result in zip(items, results, strict=True):
+                    yield _tick(bar, size(item), result)
     finally:
         bar.close()
 
 
-def _tick(bar: tqdm, result: R) -> R:
-    bar.update()
+def _tick(bar: tqdm, n: int, result: R) -> R:
+    bar.update(n)
     return result

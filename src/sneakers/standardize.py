@@ -7,13 +7,14 @@ index records each image's shard, byte offset and length, so readers can seek st
 
 from __future__ import annotations
 
-import io
+import os
 import shutil
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from sneakers.parallel import parallel_map
 from sneakers.params import settings_from
 from sneakers.preprocess import FIT_POLICIES, standardize_bytes
 
+# Images per worker task: small enough to keep both cores busy to the end, big enough that a
+# task costs nothing to hand out.
+PART_SIZE = 32
 INDEX_COLUMNS = ["id", "label", "source", "path", "brand", "group", "shard", "offset", "length"]
 
 
@@ -43,9 +47,76 @@ class StandardizeSettings:
 
 
 def standardize_file(path: str, settings: StandardizeSettings, max_pixels: int) -> bytes:
-    """One raw file to standardized JPEG bytes (runs in a worker process)."""
+    """One raw file to standardized JPEG bytes."""
     data = Path(path).read_bytes()
     return standardize_bytes(data, settings.size, settings.fit, settings.jpeg_quality, max_pixels)
+
+
+def tar_member(name: str, data: bytes) -> bytes:
+    """One tar member as it lies in the shard: a USTAR header block with fixed mtime and mode,
+    the bytes, and NUL padding to the next block. Short names keep the header to one block."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    header = info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
+    return header + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+
+
+def standardize_part(
+    task: tuple[str, list[str], list[str]], settings: StandardizeSettings, max_pixels: int
+) -> list[int]:
+    """Standardize a run of raw files into one part file of tar members; return each image's
+    length in bytes.
+
+    Runs in a worker process. The bytes go through the page cache rather than back through the
+    pool's pipe, and the tar headers are built here too, so the parent only appends whole parts
+    to shards: it took a fifth of a core when it did more (docs/performance.md).
+    """
+    part, names, paths = task
+    lengths = []
+    with open(part, "wb") as out:
+        for name, path in zip(names, paths, strict=True):
+            try:
+                data = standardize_file(path, settings, max_pixels)
+            except Exception as err:
+                raise SneakersError(f"{path}: {err}") from None  # crosses the process boundary
+            out.write(tar_member(name, data))
+            lengths.append(len(data))
+    return lengths
+
+
+class ShardWriter:
+    """Appends runs of tar members to shard-NNNNN.tar files, shard_size images each, and keeps
+    where each image's bytes lie. A run never spans two shards."""
+
+    def __init__(self, out_dir: Path, shard_size: int) -> None:
+        self.out_dir, self.shard_size = out_dir, shard_size
+        self.records: list[dict[str, Any]] = []
+        self.file: BinaryIO | None = None
+
+    def add(self, members: bytes, metas: list[dict[str, Any]], lengths: list[int]) -> None:
+        shard_no = len(self.records) // self.shard_size
+        assert (len(self.records) + len(metas) - 1) // self.shard_size == shard_no, "run spans"
+        if len(self.records) % self.shard_size == 0:
+            self.close()
+            self.file = open(self.out_dir / f"shard-{shard_no:05d}.tar", "wb")  # noqa: SIM115
+        offset = self.file.tell()
+        self.file.write(members)
+        for meta, length in zip(metas, lengths, strict=True):
+            shard = f"shard-{shard_no:05d}.tar"
+            self.records.append({**meta, "shard": shard, "offset": offset + tarfile.BLOCKSIZE,
+                                 "length": length})  # fmt: skip
+            offset += tarfile.BLOCKSIZE + length + (-length % tarfile.BLOCKSIZE)
+
+    def close(self) -> None:
+        """End the open shard as tarfile does: two zero blocks, then zeros to a whole record."""
+        if self.file is not None:
+            end = self.file.tell() + 2 * tarfile.BLOCKSIZE
+            self.file.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + -end % tarfile.RECORDSIZE))
+            self.file.close()
+            self.file = None
+
+    def index(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records, columns=INDEX_COLUMNS)
 
 
 def standardize_manifest(
@@ -59,42 +130,64 @@ def standardize_manifest(
     accepted = manifest[manifest["status"] == "accepted"].reset_index(drop=True)
     if accepted.empty:
         raise SneakersError("the manifest has no accepted image: check data/merged/manifest.csv")
-    paths = [
-        str(raw_dir / s / p) for s, p in zip(accepted["source"], accepted["path"], strict=True)
-    ]
-    work = partial(standardize_file, settings=settings, max_pixels=max_pixels)
-    try:
-        images = parallel_map(work, paths, settings.workers, "standardize")
-    except Exception as err:
-        raise SneakersError(f"standardizing failed: {err}; re-run `dvc repro merge`") from err
+    metas = accepted[INDEX_COLUMNS[:6]].to_dict("records")
+    root = str(raw_dir)  # os.path, not pathlib: a Path per image cost 15 µs (docs/performance.md)
+    paths = [os.path.join(root, m["source"], m["path"]) for m in metas]
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    index = write_shards(accepted, images, staging, settings.shard_size)
+    runs = _runs(len(metas), settings.shard_size)
+    tasks = [
+        (str(staging / f"part-{k:05d}.bin"), [f"{m['id']}.jpg" for m in metas[run]], paths[run])
+        for k, run in enumerate(runs)
+    ]
+    work = partial(standardize_part, settings=settings, max_pixels=max_pixels)
+    parts = parallel_map(work, tasks, settings.workers, "standardize", 1, lambda t: len(t[1]))
+    shards = ShardWriter(staging, settings.shard_size)
+    try:
+        for run, (part, _, _), lengths in zip(runs, tasks, _as_user_error(parts), strict=True):
+            shards.add(Path(part).read_bytes(), metas[run], lengths)
+            os.remove(part)
+        shards.close()
+    except BaseException:
+        parts.close()  # stop the workers before their folder goes
+        shards.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    index = shards.index()
     index.to_csv(staging / "index.csv", index=False)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return index
 
 
+def _runs(n: int, shard_size: int) -> list[slice]:
+    """Consecutive runs of at most PART_SIZE images that never cross a shard boundary."""
+    return [
+        slice(start, min(start + PART_SIZE, shard + shard_size, n))
+        for shard in range(0, n, shard_size)
+        for start in range(shard, min(shard + shard_size, n), PART_SIZE)
+    ]
+
+
+def _as_user_error(parts: Iterator[list[int]]) -> Iterator[list[int]]:
+    """A failure to standardize (not one to write) becomes one line that says what to do."""
+    try:
+        yield from parts
+    except SneakersError as err:
+        raise SneakersError(f"standardizing failed: {err}; re-run `dvc repro merge`") from err
+
+
 def write_shards(
-    rows: pd.DataFrame, images: list[bytes], out_dir: Path, shard_size: int
+    rows: pd.DataFrame, images: Iterable[bytes], out_dir: Path, shard_size: int
 ) -> pd.DataFrame:
-    """Pack images into shard-NNNNN.tar files with deterministic headers."""
-    records = []
-    for start in range(0, len(images), shard_size):
-        shard = f"shard-{start // shard_size:05d}.tar"
-        with tarfile.open(out_dir / shard, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i in range(start, min(start + shard_size, len(images))):
-                row = rows.iloc[i]
-                info = tarfile.TarInfo(f"{row['id']}.jpg")
-                info.size, info.mtime, info.mode = len(images[i]), 0, 0o644
-                # A USTAR header with a short name is one block; the data follows it.
-                offset = tar.offset + tarfile.BLOCKSIZE
-                tar.addfile(info, io.BytesIO(images[i]))
-                meta = row[INDEX_COLUMNS[:6]].to_dict()
-                records.append({**meta, "shard": shard, "offset": offset, "length": info.size})
-    return pd.DataFrame(records, columns=INDEX_COLUMNS)
+    """Pack the images of rows, in order, into shards, one by one; return the index."""
+    shards = ShardWriter(out_dir, shard_size)
+    metas = rows[INDEX_COLUMNS[:6]].to_dict("records")
+    for meta, data in zip(metas, images, strict=True):
+        shards.add(tar_member(f"{meta['id']}.jpg", data), [meta], [len(data)])
+    shards.close()
+    return shards.index()
 
 
 def read_image(shard_dir: Path, row: pd.Series) -> bytes:
