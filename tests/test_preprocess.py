@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from sneakers.preprocess import FIT_POLICIES, fit, standardize_bytes
+from sneakers.preprocess import FIT_POLICIES, fit, standardize_bytes, to_rgb
 from sneakers.probe import jpeg_quality
 
 SIZE = 64
@@ -118,6 +118,14 @@ def srgb_tagged_jpeg() -> bytes:
     return save(Image.new("RGB", (SIZE, SIZE), GREEN), "JPEG", quality=95, icc_profile=icc)
 
 
+def multi_picture_jpeg() -> bytes:
+    """MPO, as phone cameras write it: the first picture is the one to use."""
+    first, second = Image.new("RGB", (SIZE, SIZE), RED), Image.new("RGB", (SIZE, SIZE), BLUE)
+    data = save(first, "MPO", save_all=True, append_images=[second], quality=95)
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    return data
+
+
 def left_right(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row = SIZE // 2
     return px[row, 4], px[row, SIZE - 5]
@@ -145,6 +153,7 @@ CASES: dict[str, tuple[Callable[[], bytes], Callable[[np.ndarray], bool]]] = {
     ),
     "GIF-first-frame": (animated_gif, lambda px: near(px[32, 32], RED)),
     "ICC-tagged": (srgb_tagged_jpeg, lambda px: near(px[32, 32], GREEN)),
+    "MPO": (multi_picture_jpeg, lambda px: near(px[32, 32], RED)),
 }
 
 
@@ -234,3 +243,32 @@ def test_pixel_limit_raises_the_bomb_error(limit: int) -> None:
     with pytest.raises(Image.DecompressionBombError):
         standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=limit)
     assert standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=10_000)
+
+
+def test_bytes_that_are_no_image_are_unidentified() -> None:
+    with pytest.raises(UnidentifiedImageError):
+        standardize_bytes(b"not an image at all", SIZE, "crop", QUALITY, MAX_PIXELS)
+
+
+@pytest.mark.parametrize("policy", FIT_POLICIES)
+def test_fit_at_the_target_size_gives_the_pixels_the_resize_would(policy: str) -> None:
+    """fit returns a picture already at the target size as it is: no policy would change it."""
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    expected = {
+        "crop": lambda: ImageOps.fit(im, (40, 40), Image.Resampling.LANCZOS),
+        "pad": lambda: ImageOps.pad(im, (40, 40), Image.Resampling.LANCZOS),
+        "stretch": lambda: im.resize((40, 40), Image.Resampling.LANCZOS),
+    }[policy]()
+    assert np.array_equal(np.asarray(fit(im, 40, policy)), np.asarray(expected))
+
+
+def test_upright_rgb_is_not_copied_and_turned_pictures_still_turn() -> None:
+    rng = np.random.default_rng(1)
+    im = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    assert to_rgb(im) is im
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 clockwise to view
+    turned = Image.open(io.BytesIO(save(im, "JPEG", quality=95, exif=exif.tobytes())))
+    assert to_rgb(turned).size == (20, 30)
+    assert np.array_equal(np.asarray(to_rgb(turned)), np.asarray(ImageOps.exif_transpose(turned)))

@@ -11,13 +11,15 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import ExifTags, Image, ImageFile, ImageOps
 
 # Decoders we accept; anything else is an unsupported format, not something to guess at.
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+# (Multi-picture JPEGs, MPO, come through the JPEG opener; Pillow has no opener named MPO.)
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 FIT_POLICIES = ("crop", "pad", "stretch")
 BACKGROUND = (255, 255, 255)
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a picture
+TURNED = range(2, 9)  # EXIF orientations that need a flip or a rotation; 1 is upright
 
 
 def open_image(data: bytes, max_pixels: int, draft_size: int = 0) -> Image.Image:
@@ -31,19 +33,23 @@ def open_image(data: bytes, max_pixels: int, draft_size: int = 0) -> Image.Image
         # Pillow warns between the limit and twice it; the check below raises the error instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         im = Image.open(io.BytesIO(data), formats=FORMATS)
-        if im.width * im.height > max_pixels:
-            raise Image.DecompressionBombError(
-                f"{im.width}x{im.height} exceeds the pixel limit of {max_pixels}"
-            )
-        if draft_size and im.format == "JPEG":
-            im.draft(im.mode, (2 * draft_size, 2 * draft_size))
-        im.load()
+    if im.width * im.height > max_pixels:
+        raise Image.DecompressionBombError(
+            f"{im.width}x{im.height} exceeds the pixel limit of {max_pixels}"
+        )
+    if draft_size and im.format == "JPEG":
+        im.draft(im.mode, (2 * draft_size, 2 * draft_size))
+    im.load()
     return im
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Upright 8-bit RGB: EXIF orientation applied, transparency composited on white."""
-    im = ImageOps.exif_transpose(im)
+    """Upright 8-bit RGB: EXIF orientation applied, transparency composited on white.
+
+    An upright RGB picture comes back as it is, not copied.
+    """
+    if im.getexif().get(ExifTags.Base.Orientation, 1) in TURNED:
+        im = ImageOps.exif_transpose(im)
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -69,7 +75,12 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def fit(im: Image.Image, size: int, policy: str) -> Image.Image:
-    """Make a size x size picture: crop (cover, centre), pad (contain, white) or stretch."""
+    """Make a size x size picture: crop (cover, centre), pad (contain, white) or stretch.
+
+    A picture already size x size comes back as it is: every policy would only copy it.
+    """
+    if policy in FIT_POLICIES and im.size == (size, size):
+        return im
     if policy == "stretch":
         return im.resize((size, size), Image.Resampling.LANCZOS)
     if policy == "crop":
