@@ -105,7 +105,11 @@ def train_epoch(
     """One pass over the training data; returns mean loss and accuracy."""
     model.train()
     loss_fn = nn.CrossEntropyLoss()
-    total_loss, correct, seen = 0.0, 0, 0
+    # The sums stay on the device and are read once: reading them every step would make the CPU
+    # wait for the GPU each step. float64, so CPU results are the same as summing floats.
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
         if augment:
             images = augment_batch(images, *augment)
@@ -116,10 +120,10 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        total_loss += loss.detach().double() * len(y)
+        correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-    return total_loss / seen, correct / seen
+    return total_loss.item() / seen, correct.item() / seen
 
 
 @torch.no_grad()
