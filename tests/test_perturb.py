@@ -82,7 +82,7 @@ def test_apply_to_batch_maps_every_image() -> None:
 
 def test_augmentation_is_seeded_and_changes_pictures() -> None:
     images = torch.stack(
-        [torch.from_numpy(np.asarray(noisy(s))).permute(2, 0, 1) for s in range(8)]
+        [torch.from_numpy(np.array(noisy(s))).permute(2, 0, 1) for s in range(8)]
     )
     settings = AugmentSettings(enabled=True, p_jpeg=1.0, p_blur=1.0)
     first = augment_batch(images, settings, np.random.default_rng(3))
