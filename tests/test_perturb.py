@@ -81,9 +81,7 @@ def test_apply_to_batch_maps_every_image() -> None:
 
 
 def test_augmentation_is_seeded_and_changes_pictures() -> None:
-    images = torch.stack(
-        [torch.from_numpy(np.array(noisy(s))).permute(2, 0, 1) for s in range(8)]
-    )
+    images = torch.stack([torch.from_numpy(np.array(noisy(s))).permute(2, 0, 1) for s in range(8)])
     settings = AugmentSettings(enabled=True, p_jpeg=1.0, p_blur=1.0)
     first = augment_batch(images, settings, np.random.default_rng(3))
     again = augment_batch(images, settings, np.random.default_rng(3))
@@ -94,8 +92,6 @@ def test_augmentation_is_seeded_and_changes_pictures() -> None:
 
 
 def test_augmentation_with_nothing_enabled_is_identity() -> None:
-    images = torch.stack(
-        [torch.from_numpy(np.array(noisy(s))).permute(2, 0, 1) for s in range(4)]
-    )
+    images = torch.stack([torch.from_numpy(np.array(noisy(s))).permute(2, 0, 1) for s in range(4)])
     settings = AugmentSettings(enabled=True, p_jpeg=0.0, p_blur=0.0, hflip=False, crop=1.0)
     assert torch.equal(augment_batch(images, settings, np.random.default_rng(0)), images)
