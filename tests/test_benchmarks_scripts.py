@@ -30,12 +30,17 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     ("script", "args", "says"),
     [
         ("train_throughput.py", ["--standardized", ABSENT], "standardized data not found"),
-        ("train_memory.py", ["--split", ABSENT], "split.csv not found"),
+        ("train_memory.py", ["--standardized", "{data}", "--split", ABSENT], "split.csv not found"),
         ("standardize_speed.py", ["--raw", ABSENT], "raw images not found"),
         ("dvc_overhead.py", [ABSENT], "is not a DVC repository"),
     ],
 )
-def test_missing_data_is_one_clear_line(script: str, args: list[str], says: str) -> None:
+def test_missing_data_is_one_clear_line(
+    script: str, args: list[str], says: str, tmp_path: Path
+) -> None:
+    """{data} is a standardized folder that exists, so the next missing path is the one named."""
+    (tmp_path / "index.csv").write_text("id\n")
+    args = [str(tmp_path) if a == "{data}" else a for a in args]
     done = run(sys.executable, str(BENCH / script), *args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
