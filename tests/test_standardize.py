@@ -6,12 +6,14 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 
+from sneakers import standardize
 from sneakers.errors import SneakersError
 from sneakers.preprocess import standardize_bytes
 from sneakers.standardize import (
@@ -120,7 +122,7 @@ def test_second_run_is_byte_identical(
 def test_two_worker_pool_gives_the_same_bytes(
     tmp_path: Path, raw_and_manifest: tuple[Path, pd.DataFrame]
 ) -> None:
-    """The real spawn pool: results must come back in input order, so shards are identical."""
+    """The real process pool: results must come back in input order, so shards are identical."""
     raw, manifest = raw_and_manifest
     one = run(raw, manifest, tmp_path / "one")
     settings = StandardizeSettings(size=48, fit="crop", jpeg_quality=90, shard_size=2, workers=2)
@@ -128,6 +130,32 @@ def test_two_worker_pool_gives_the_same_bytes(
     pd.testing.assert_frame_equal(one, two)
     for shard in sorted(set(one["shard"])):
         assert (tmp_path / "one" / shard).read_bytes() == (tmp_path / "two" / shard).read_bytes()
+
+
+def test_parts_that_do_not_line_up_with_shards_give_the_same_bytes(
+    tmp_path: Path, raw_and_manifest: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker parts of 2 images into shards of 3: several parts per shard, one cut short by a
+    shard boundary; the shards must equal tarfile's own, written one image at a time."""
+    raw, manifest = raw_and_manifest
+    settings = StandardizeSettings(size=48, fit="crop", jpeg_quality=90, shard_size=3, workers=1)
+    accepted = manifest[manifest["status"] == "accepted"].reset_index(drop=True)
+    one = run(raw, manifest, tmp_path / "one", settings)
+    monkeypatch.setattr(standardize, "PART_SIZE", 2)
+    two = run(raw, manifest, tmp_path / "two", replace(settings, workers=2))
+    pd.testing.assert_frame_equal(one, two)
+    assert list(two["shard"]) == ["shard-00000.tar"] * 3 + ["shard-00001.tar"] * 2
+    for k, shard in enumerate(sorted(set(two["shard"]))):
+        expected = io.BytesIO()
+        with tarfile.open(fileobj=expected, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for _, row in accepted.iloc[3 * k : 3 * k + 3].iterrows():
+                data = standardize_bytes(
+                    (raw / row["source"] / row["path"]).read_bytes(), 48, "crop", 90, MAX_PIXELS
+                )
+                info = tarfile.TarInfo(f"{row['id']}.jpg")
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                tar.addfile(info, io.BytesIO(data))
+        assert (tmp_path / "two" / shard).read_bytes() == expected.getvalue()
 
 
 def test_one_big_shard(tmp_path: Path, raw_and_manifest: tuple[Path, pd.DataFrame]) -> None:
