@@ -29,6 +29,8 @@ from PIL import Image
 from sneakers.files import FETCH_REPORT
 
 if TYPE_CHECKING:  # torch and the training code load only when a test trains
+    import torch
+
     from sneakers.data import SplitData
     from sneakers.train import TrainSettings
 
@@ -115,6 +117,23 @@ SYNTH_SIZE = 40  # about the smallest size the unpadded conv trunk accepts (36)
 SYNTH_PER_SPLIT = 48
 # Chosen so that training is quick, learns, and the best validation loss is not the last epoch.
 SYNTH_TRAIN = {"arch": "seed_cnn", "seed": 1, "epochs": 4, "lr": 0.01, "batch_size": 8}
+
+
+def model_like_trained(arch: str, size: int) -> torch.nn.Module:
+    """A model with seeded weights and BatchNorm running statistics that are not trivial, as
+    training leaves them (fresh ones are 0 and 1, which would hide a wrong eval mode)."""
+    import torch
+
+    from sneakers.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, size)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return model
 
 
 def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:

@@ -12,10 +12,21 @@ from PIL import Image
 
 from sneakers.data import load_splits
 from sneakers.errors import SneakersError
-from sneakers.standardize import write_shards
+from sneakers.standardize import INDEX_COLUMNS, ShardWriter, tar_member
 
 SIZE = 16
 SPLITS = ["train", "val", "train", "test", "val", "train", "test", "train", "val", "train"]
+
+
+def write_shards(
+    rows: pd.DataFrame, images: list[bytes], out_dir: Path, shard_size: int
+) -> pd.DataFrame:
+    """Pack images into shards one by one, as the standardize stage lays them out."""
+    shards = ShardWriter(out_dir, shard_size)
+    for meta, data in zip(rows[INDEX_COLUMNS[:6]].to_dict("records"), images, strict=True):
+        shards.add(tar_member(f"{meta['id']}.jpg", data), [meta], [len(data)])
+    shards.close()
+    return shards.index()
 
 
 def grey(i: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import model_like_trained
 
 from sneakers.errors import SneakersError
 from sneakers.inference import (
@@ -37,13 +38,7 @@ class WritesMarker:
 
 def small_artifact() -> dict[str, Any]:
     """A gap_cnn artifact with non-trivial BatchNorm statistics, as training leaves them."""
-    torch.manual_seed(0)
-    model = build_model("gap_cnn", SIZE)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
+    model = model_like_trained("gap_cnn", SIZE)
     return {
         "arch": "gap_cnn",
         "image_size": SIZE,

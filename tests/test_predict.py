@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from conftest import encode_image, make_picture, write_bytes
+from conftest import encode_image, make_picture, model_like_trained, write_bytes
 from PIL import Image
 
 from sneakers.cli import main
@@ -39,13 +39,7 @@ Cli = Callable[..., tuple[int, str, str]]
 
 def tiny_artifact(**overrides: Any) -> dict[str, Any]:
     """A seed_cnn at 48 px with seeded weights and BatchNorm statistics that are not trivial."""
-    torch.manual_seed(0)
-    model = build_model("seed_cnn", SIZE)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
+    model = model_like_trained("seed_cnn", SIZE)
     artifact = {"arch": "seed_cnn", "image_size": SIZE, "threshold": THRESHOLD,
                 "class_names": ["real", "ai"], "preprocess": dict(PREPROCESS),
                 "state_dict": model.state_dict()}  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -58,7 +58,12 @@ def tar_member(name: str, data: bytes) -> bytes:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     header = info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
-    return header + data + tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE)
+    return header + data + tarfile.NUL * _padding(len(data))
+
+
+def _padding(length: int) -> int:
+    """NUL bytes after a member's data, up to the next 512-byte block."""
+    return -length % tarfile.BLOCKSIZE
 
 
 def standardize_part(
@@ -96,16 +101,16 @@ class ShardWriter:
     def add(self, members: bytes, metas: list[dict[str, Any]], lengths: list[int]) -> None:
         shard_no = len(self.records) // self.shard_size
         assert (len(self.records) + len(metas) - 1) // self.shard_size == shard_no, "run spans"
+        shard = f"shard-{shard_no:05d}.tar"
         if len(self.records) % self.shard_size == 0:
             self.close()
-            self.file = open(self.out_dir / f"shard-{shard_no:05d}.tar", "wb")  # noqa: SIM115
+            self.file = open(self.out_dir / shard, "wb")  # noqa: SIM115
         offset = self.file.tell()
         self.file.write(members)
         for meta, length in zip(metas, lengths, strict=True):
-            shard = f"shard-{shard_no:05d}.tar"
             self.records.append({**meta, "shard": shard, "offset": offset + tarfile.BLOCKSIZE,
                                  "length": length})  # fmt: skip
-            offset += tarfile.BLOCKSIZE + length + (-length % tarfile.BLOCKSIZE)
+            offset += tarfile.BLOCKSIZE + length + _padding(length)
 
     def close(self) -> None:
         """End the open shard as tarfile does: two zero blocks, then zeros to a whole record."""
@@ -176,18 +181,6 @@ def _as_user_error(parts: Iterator[list[int]]) -> Iterator[list[int]]:
         yield from parts
     except SneakersError as err:
         raise SneakersError(f"standardizing failed: {err}; re-run `dvc repro merge`") from err
-
-
-def write_shards(
-    rows: pd.DataFrame, images: Iterable[bytes], out_dir: Path, shard_size: int
-) -> pd.DataFrame:
-    """Pack the images of rows, in order, into shards, one by one; return the index."""
-    shards = ShardWriter(out_dir, shard_size)
-    metas = rows[INDEX_COLUMNS[:6]].to_dict("records")
-    for meta, data in zip(metas, images, strict=True):
-        shards.add(tar_member(f"{meta['id']}.jpg", data), [meta], [len(data)])
-    shards.close()
-    return shards.index()
 
 
 def read_image(shard_dir: Path, row: pd.Series) -> bytes:
