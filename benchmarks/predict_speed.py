@@ -103,11 +103,11 @@ def main() -> None:
             model(item[1])
 
         def end_to_end(item: tuple) -> None:
-            rows = score([Row(p) for p in item[0]], model, pre, threshold, CPU, batch)
+            rows = score([Row(p) for p in item[0]], model, pre, threshold, CPU, batch, "fp32")
             assert all(r.error is None for r in rows), [r.error for r in rows]
 
         def model_stage(item: tuple) -> None:
-            predict_proba(model, item[2], CPU, batch, bf16=False)
+            predict_proba(model, item[2], CPU, batch, "fp32")
 
         measures = {"forward ceiling": forward, "predict end-to-end": end_to_end,
                     "model stage": model_stage}  # fmt: skip

@@ -159,12 +159,12 @@ def main() -> None:
     ceiling = Ceiling(model, optimizer, x, y)
     ceiling.step()
     warm = make_loader(head(train, args.batch_size), settings, device, args.seed)
-    train_epoch(model, warm, optimizer, device, settings.bf16, "warm-up")
+    train_epoch(model, warm, optimizer, device, "fp32", "warm-up")
     ceiling.times.clear()
 
     both = Interleaved(loader, ceiling)
     started = time.perf_counter()
-    train_epoch(model, both, optimizer, device, settings.bf16, "real loop + ceiling")
+    train_epoch(model, both, optimizer, device, "fp32", "real loop + ceiling")
     ceiling_s = sum(ceiling.times)
     real_s = time.perf_counter() - started - ceiling_s
     ceiling_ips = steps * args.batch_size / ceiling_s

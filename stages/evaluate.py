@@ -8,7 +8,13 @@ from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
 from sneakers.files import write_json
-from sneakers.inference import device_label, load_artifact, resolve_device, versions
+from sneakers.inference import (
+    device_label,
+    load_artifact,
+    resolve_device,
+    resolve_precision,
+    versions,
+)
 from sneakers.params import load_params, section
 from sneakers.plots import (
     confusion_png,
@@ -25,9 +31,10 @@ def main() -> None:
     params = load_params()
     settings = TrainSettings.from_params(section(params, "train"))
     device = resolve_device(settings.device)
+    precision = resolve_precision(settings.eval_precision, device)
     artifact = load_artifact(Path("models/model.pt"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
-    metrics, predictions = evaluate(artifact, splits, device, settings.bf16, params["seed"])
+    metrics, predictions = evaluate(artifact, splits, device, precision, params["seed"])
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
@@ -36,6 +43,9 @@ def main() -> None:
         "best_epoch": artifact["trained"]["best_epoch"],
         "train_seconds": train_summary.get("seconds"),
         "eval_seconds": round(time.perf_counter() - started, 1),
+        "train_precision": artifact["trained"].get("precision"),
+        "train_images_per_second": train_summary.get("images_per_second"),
+        **metrics["run"],
         **{f"{k}_version": v for k, v in versions().items()},
     }
     write_json(Path("metrics/eval.json"), metrics)

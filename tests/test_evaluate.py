@@ -82,7 +82,7 @@ def test_accuracy_by_source_and_brand_uses_test_rows_only() -> None:
 
 def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     metrics, preds = evaluate(
-        trained.artifact, trained.splits, torch.device("cpu"), bf16=False, seed=0
+        trained.artifact, trained.splits, torch.device("cpu"), precision="fp32", seed=0
     )
     for name in ("val", "test"):
         report = metrics[name]

@@ -16,7 +16,9 @@ from sneakers.inference import (
     ARTIFACT_FORMAT,
     load_artifact,
     model_from_artifact,
+    native_bf16,
     predict_proba,
+    resolve_precision,
     save_artifact,
     to_input,
 )
@@ -162,10 +164,45 @@ def test_predict_proba_covers_every_image_in_order(n: int) -> None:
     artifact = small_artifact()
     model = model_from_artifact(artifact, CPU)
     x = images(n, seed=n)
-    p_ai = predict_proba(model, x, CPU, batch_size=4, bf16=True)  # bf16 is a no-op on the CPU
+    p_ai = predict_proba(model, x, CPU, batch_size=4, precision="fp32")
     assert isinstance(p_ai, np.ndarray) and p_ai.shape == (n,)
     assert ((p_ai >= 0) & (p_ai <= 1)).all()
     if n:
         with torch.no_grad():
             expected = torch.softmax(model(to_input(x, CPU)), dim=1)[:, 1].numpy()
         np.testing.assert_allclose(p_ai, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- precision ---
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ({"amx_bf16": True, "avx512_bf16": True}, True),  # Sapphire Rapids and later Xeons
+        ({"amx_bf16": False, "avx512_bf16": True}, True),  # Cooper Lake, Zen 4
+        ({"amx_bf16": False, "avx512_bf16": False, "avx2": True}, False),  # bf16 emulated
+    ],
+)
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch, flags: dict[str, bool], native: bool
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
+    assert native_bf16(CPU) is native
+    assert resolve_precision("auto", CPU) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", CPU) == "fp32"  # an explicit choice is kept either way
+    assert resolve_precision("bf16", CPU) == "bf16"
+
+
+def test_an_unknown_precision_names_the_choices() -> None:
+    with pytest.raises(SneakersError, match="fp16.*auto, fp32, bf16"):
+        resolve_precision("fp16", CPU)
+
+
+def test_bf16_inference_runs_in_bf16_and_agrees_with_fp32() -> None:
+    model = model_from_artifact(small_artifact(), CPU)
+    x = images(16, seed=3)
+    fp32 = predict_proba(model, x, CPU, batch_size=8, precision="fp32")
+    bf16 = predict_proba(model, x, CPU, batch_size=8, precision="bf16")
+    assert not np.array_equal(fp32, bf16)  # autocast really changed the arithmetic...
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)  # ...by bf16's rounding, no more

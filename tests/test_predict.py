@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -263,7 +264,19 @@ def test_all_scored_exits_0_and_output_goes_to_a_file(
     assert [p.name for p in target.parent.iterdir()] == ["predictions.json"]  # no .partial left
     rows = rows_of(target.read_text())
     assert [Path(r["path"]).name for r in rows] == ["good.jpg", "alpha.png"]  # argument order
-    assert err.strip().splitlines()[-1].startswith("predict: 2 files, 2 scored")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("predict: 2 files, 2 scored")
+    assert re.search(r"; \d+\.\d s, \d+\.\d images/s \(cpu fp32\)$", last), last
+
+
+def test_precision_option_scores_in_bf16(cli: Cli, model_path: Path, folder: Path) -> None:
+    args = ("predict", folder / "good.jpg", folder / "alpha.png", "--model", model_path,
+            "--format", "json")  # fmt: skip
+    _, fp32, _ = cli(*args, "--precision", "fp32")
+    code, bf16, err = cli(*args, "--precision", "bf16")
+    assert code == 0 and err.strip().endswith("(cpu bf16)")
+    p32, p16 = ([r["p_ai"] for r in rows_of(text)] for text in (fp32, bf16))
+    assert p32 != p16 and max(abs(a - b) for a, b in zip(p32, p16, strict=True)) < 0.05
 
 
 def test_threshold_option_overrides_the_models(cli: Cli, model_path: Path, folder: Path) -> None:
@@ -411,7 +424,7 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
     split.to_csv(tmp_path / "split.csv", index=False)
     splits = load_splits(standardized, tmp_path / "split.csv")
     evaluated = predict_splits(
-        load_artifact(model_path), splits, torch.device("cpu"), batch_size=64, bf16=False
+        load_artifact(model_path), splits, torch.device("cpu"), batch_size=64, precision="fp32"
     )
 
     code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json")

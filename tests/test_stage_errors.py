@@ -55,6 +55,8 @@ CASES: list[tuple[str, str, Mutation, str]] = [
     ("unknown section", "split", lambda p: set_key(p, "trian", {}), "unknown section(s) trian"),
     ("missing seed", "fetch", lambda p: p.pop("seed"), "integer seed"),
     ("bad optimizer", "evaluate", lambda p: set_key(p, "train.optimizer", "lion"), "lion"),
+    ("fp16", "train", lambda p: set_key(p, "train.precision", "fp16"), "precision is 'fp16'"),
+    ("half", "evaluate", lambda p: set_key(p, "train.eval_precision", "half"), "'half'"),
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from sneakers.errors import SneakersError
 from sneakers.inference import model_from_artifact, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss
-from sneakers.train import TrainSettings, recalibrate_batchnorm
+from sneakers.train import DeviceBatches, TrainSettings, make_loader, recalibrate_batchnorm
 
 if TYPE_CHECKING:
     from conftest import Trained
@@ -26,7 +26,7 @@ METRICS = ["train/loss", "train/acc", "val/loss", "val/acc"]
 def val_p_ai(trained: Trained) -> np.ndarray:
     """P(ai) on validation from the model rebuilt out of the returned artifact."""
     model = model_from_artifact(trained.artifact, CPU)
-    return predict_proba(model, trained.splits["val"].images, CPU, 16, bf16=False)
+    return predict_proba(model, trained.splits["val"].images, CPU, 16, "fp32")
 
 
 # --- settings and device ---
@@ -45,6 +45,8 @@ def test_settings_from_params_accepts_the_real_section() -> None:
         ({"threshold": 0}, "threshold"),
         ({"threshold": "best"}, "threshold"),
         ({"epochs": 0}, "epochs"),
+        ({"precision": "fp16"}, "precision"),
+        ({"eval_precision": "half"}, "eval_precision"),
         ({"learning_rate": 0.1}, "learning_rate"),
     ],
 )
@@ -126,6 +128,50 @@ def test_same_seed_same_weights_and_threshold(train_run: Callable[..., Trained])
     assert not all(
         torch.equal(v, other.artifact["state_dict"][k]) for k, v in a["state_dict"].items()
     )
+
+
+def test_bf16_training_is_reproducible_and_recorded(train_run: Callable[..., Trained]) -> None:
+    first, second = (train_run(epochs=1, precision="bf16") for _ in range(2))
+    fp32 = train_run(epochs=1, precision="fp32", eval_precision="fp32")
+    assert first.artifact["trained"]["precision"] == "bf16"
+    assert fp32.artifact["trained"]["precision"] == "fp32"
+    a, b, c = (run.artifact["state_dict"] for run in (first, second, fp32))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same machine: same model
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # and bf16 really ran
+    assert first.log.summary["images_per_second"] > 0
+
+
+# --- batches ---
+
+
+@pytest.mark.parametrize(("n", "batch", "sizes"), [(10, 4, [4, 4, 2]), (9, 4, [4, 4])])
+def test_device_batches_cover_the_split_once_per_epoch(
+    make_splits: Callable[[], dict], n: int, batch: int, sizes: list[int]
+) -> None:
+    """Batches cut from the kept tensor (on the CPU here; on the GPU in training): a new
+    shuffle each epoch, every image at most once, a lone last image dropped as BatchNorm wants."""
+    data = make_splits()["train"]
+    data = type(data)(data.images[:n], data.labels[:n], data.rows.iloc[:n])
+    batches = DeviceBatches(data, batch, CPU, seed=3)
+    epochs = [list(batches) for _ in range(2)]
+    for epoch in epochs:
+        assert [len(y) for _, y in epoch] == sizes == [len(x) for x, _ in epoch]
+        seen = torch.cat([x for x, _ in epoch]).flatten(1)
+        rows = {tuple(r.tolist()) for r in seen}
+        assert len(rows) == sum(sizes)  # no image twice
+        assert rows <= {tuple(r.tolist()) for r in data.images.flatten(1)}
+        for x, y in epoch:  # each image keeps its own label
+            for image, label in zip(x, y, strict=True):
+                index = int((data.images.flatten(1) == image.flatten()).all(1).nonzero()[0, 0])
+                assert int(data.labels[index]) == int(label)
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(*epochs, strict=True))
+    again = [x for x, _ in DeviceBatches(data, batch, CPU, seed=3)]
+    assert all(torch.equal(a, b[0]) for a, b in zip(again, epochs[0], strict=True))
+
+
+def test_the_cpu_keeps_the_dataloader(make_splits: Callable[[], dict]) -> None:
+    loader = make_loader(make_splits()["train"], TrainSettings(device="cpu"), CPU, seed=0)
+    assert not isinstance(loader, DeviceBatches)
 
 
 # --- precise BatchNorm ---

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import torch
 
 from sneakers.errors import run_main
-from sneakers.inference import load_artifact, model_from_artifact
+from sneakers.inference import PRECISIONS, load_artifact, model_from_artifact
 from sneakers.model import count_parameters
 from sneakers.predict import OUTPUT_FORMATS, run
 
@@ -105,6 +105,9 @@ def build_parser() -> Parser:
                          help="auto uses CUDA when available (default: %(default)s)")  # fmt: skip
     predict.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
                          help="images per forward pass (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--precision", choices=PRECISIONS, default="auto",
+                         help="auto: bf16 where the hardware computes it (CUDA, AMX-BF16 or "
+                         "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)")  # fmt: skip
 
     info_parser = commands.add_parser(
         "info", help="describe a trained model file", description=INFO_HELP
@@ -124,6 +127,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     code = run(args.paths, args.model, args.format, args.output, args.threshold, args.device,
-               args.batch_size)  # fmt: skip
+               args.batch_size, args.precision)  # fmt: skip
     if code:
         raise SystemExit(code)  # passes through run_main, which only turns errors into status 1

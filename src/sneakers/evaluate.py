@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,14 @@ def predict_splits(
     splits: dict[str, SplitData],
     device: torch.device,
     batch_size: int,
-    bf16: bool,
+    precision: str,
 ) -> pd.DataFrame:
     """One row per val/test image: its index facts, split, P(ai) and predicted label."""
     model = model_from_artifact(artifact, device)
     frames = []
     for name in ("val", "test"):
         data = splits[name]
-        p_ai = predict_proba(model, data.images, device, batch_size, bf16)
+        p_ai = predict_proba(model, data.images, device, batch_size, precision)
         rows = data.rows[["id", "label", "source", "brand", "path"]].copy()
         rows["split"], rows["p_ai"] = name, p_ai
         rows["predicted"] = np.where(p_ai >= artifact["threshold"], CLASS_NAMES[1], CLASS_NAMES[0])
@@ -50,7 +51,7 @@ def robustness(
     test: SplitData,
     device: torch.device,
     batch_size: int,
-    bf16: bool,
+    precision: str,
 ) -> dict[str, dict[str, float | None]]:
     """Accuracy (at the fixed threshold) and ROC AUC of test under each perturbation."""
     model = model_from_artifact(artifact, device)
@@ -58,7 +59,7 @@ def robustness(
     out: dict[str, dict[str, float | None]] = {}
     for name, perturbation in CONDITIONS.items():
         images = test.images if perturbation is None else apply_to_batch(test.images, perturbation)
-        p_ai = predict_proba(model, images, device, batch_size, bf16)
+        p_ai = predict_proba(model, images, device, batch_size, precision)
         accuracy = float(np.mean((p_ai >= artifact["threshold"]) == y))
         out[name] = {"accuracy": accuracy, "roc_auc": roc_auc(y, p_ai)}
     return out
@@ -77,15 +78,24 @@ def evaluate(
     artifact: dict[str, Any],
     splits: dict[str, SplitData],
     device: torch.device,
-    bf16: bool,
+    precision: str,
     seed: int,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics (nested, JSON-ready) and the per-image predictions behind them."""
-    predictions = predict_splits(artifact, splits, device, batch_size=64, bf16=bf16)
+    """Metrics (nested, JSON-ready) and the per-image predictions behind them; precision is
+    fp32 or bf16, already resolved for the device."""
+    started = time.perf_counter()
+    predictions = predict_splits(artifact, splits, device, batch_size=64, precision=precision)
+    seconds = time.perf_counter() - started
     metrics = {
         **split_metrics(predictions, artifact["threshold"], seed),
         "by_source": accuracy_by(predictions, "source"),
         "by_brand": accuracy_by(predictions, "brand"),
-        "robustness": robustness(artifact, splits["test"], device, batch_size=64, bf16=bf16),
+        "robustness": robustness(
+            artifact, splits["test"], device, batch_size=64, precision=precision
+        ),
+        "run": {  # val + test scoring, model build included: what a user waits for
+            "precision": precision,
+            "images_per_second": round(len(predictions) / seconds, 2),
+        },
     }
     return metrics, predictions

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sneakers.model import build_model
 
 ARTIFACT_FORMAT = "sneakers-model"
 ARTIFACT_VERSION = 1
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,20 +48,47 @@ def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def autocast(device: torch.device, bf16: bool) -> torch.autocast:
-    """bf16 autocast on CUDA when asked; a no-op context elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device computes bf16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AMX-BF16 tiles or AVX512-BF16. Elsewhere oneDNN emulates bf16 (5x slower than fp32 on an AVX2
+    EPYC: docs/performance.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    flags = torch.cpu.get_capabilities()
+    return bool(flags.get("amx_bf16") or flags.get("avx512_bf16"))
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """fp32 or bf16 for this device; auto is bf16 where the hardware computes it natively."""
+    if name not in PRECISIONS:
+        raise SneakersError(f"precision is {name!r}; use {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if name == "bf16" and not native_bf16(device):
+        note = "bf16 is emulated and several times slower than fp32 here"
+        print(f"note: {device.type} has no native bf16 (AMX-BF16, AVX512-BF16 or a bf16 GPU): "
+              f"{note}", file=sys.stderr)  # fmt: skip
+    return name
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast (weights and reductions stay fp32) for precision bf16; a no-op for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 @torch.no_grad()
 def predict_proba(
-    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int, bf16: bool
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """P(ai) for every image, in order."""
+    """P(ai) for every image, in order; precision is fp32 or bf16 (already resolved)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        with autocast(device, bf16):
+        with autocast(device, precision):
             logits = model(to_input(images[start : start + batch_size], device))
         out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)

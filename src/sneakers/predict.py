@@ -20,6 +20,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,13 @@ from tqdm import tqdm
 from sneakers.data import CLASS_NAMES, MEAN, STD, decode
 from sneakers.errors import SneakersError
 from sneakers.files import classify_entry, walk
-from sneakers.inference import load_artifact, model_from_artifact, predict_proba, resolve_device
+from sneakers.inference import (
+    load_artifact,
+    model_from_artifact,
+    predict_proba,
+    resolve_device,
+    resolve_precision,
+)
 from sneakers.preprocess import FIT_POLICIES, standardize_bytes
 from sneakers.probe import read_header
 
@@ -253,6 +260,7 @@ def score(
     threshold: float,
     device: torch.device,
     batch_size: int,
+    precision: str,
 ) -> list[Row]:
     """Fill in p_ai and label (or error) on every row, batch_size images at a time."""
     show = None if len(rows) >= PROGRESS_MIN else True  # None: only on a terminal
@@ -261,19 +269,23 @@ def score(
         for item in prepared(rows, pre, bar):
             batch.append(item)
             if len(batch) == batch_size:
-                score_batch(batch, model, threshold, device)
+                score_batch(batch, model, threshold, device, precision)
                 batch = []
         if batch:
-            score_batch(batch, model, threshold, device)
+            score_batch(batch, model, threshold, device, precision)
     return rows
 
 
 def score_batch(
-    batch: list[tuple[Row, np.ndarray]], model: nn.Module, threshold: float, device: torch.device
+    batch: list[tuple[Row, np.ndarray]],
+    model: nn.Module,
+    threshold: float,
+    device: torch.device,
+    precision: str,
 ) -> None:
-    """Stack like data.decode_rows, then score with the pipeline's predict_proba (fp32)."""
+    """Stack like data.decode_rows, then score with the pipeline's predict_proba."""
     images = torch.from_numpy(np.stack([p for _, p in batch])).permute(0, 3, 1, 2).contiguous()
-    p_ai = predict_proba(model, images, device, len(batch), bf16=False)
+    p_ai = predict_proba(model, images, device, len(batch), precision)
     for (row, _), p in zip(batch, p_ai, strict=True):
         row.p_ai = float(p)
         row.label = CLASS_NAMES[1] if p >= threshold else CLASS_NAMES[0]
@@ -336,8 +348,8 @@ def write_output(text: str, output: Path | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def summary(rows: list[Row], skipped: int) -> str:
-    """One line: how many were scored, how many called AI, how many failed."""
+def summary(rows: list[Row], skipped: int, seconds: float, how: str) -> str:
+    """One line: how many were scored, how many called AI, how many failed, and how fast."""
     scored = [r for r in rows if r.error is None]
     ai = sum(r.label == CLASS_NAMES[1] for r in scored)
     files = f"{len(rows)} file" + ("" if len(rows) == 1 else "s")
@@ -345,7 +357,8 @@ def summary(rows: list[Row], skipped: int) -> str:
             f"{len(rows) - len(scored)} failed")  # fmt: skip
     if skipped:
         line += f"; {skipped} skipped (OS junk, hidden files, linked folders)"
-    return line
+    rate = len(scored) / seconds if seconds > 0 else 0.0
+    return line + f"; {seconds:.1f} s, {rate:.1f} images/s ({how})"
 
 
 def run(
@@ -356,6 +369,7 @@ def run(
     threshold: float | None = None,
     device: str = "auto",
     batch_size: int = 32,
+    precision: str = "auto",
 ) -> int:
     """The whole command; returns the exit code (0 all scored, 2 some failed)."""
     if fmt not in OUTPUT_FORMATS:
@@ -371,9 +385,13 @@ def run(
     for note in inputs.notes:
         print(note, file=sys.stderr)
     torch_device = choose_device(device)
+    dtype = resolve_precision(precision, torch_device)
     model, artifact, pre = load_model(model_path, torch_device)
     cut = float(artifact["threshold"] if threshold is None else threshold)
-    rows = score(inputs.rows, model, pre, cut, torch_device, batch_size)
+    started = time.perf_counter()
+    rows = score(inputs.rows, model, pre, cut, torch_device, batch_size, dtype)
+    seconds = time.perf_counter() - started
     write_output(render(rows, fmt), output)
-    print(summary(rows, inputs.skipped), file=sys.stderr)
+    how = f"{torch_device.type} {dtype}"
+    print(summary(rows, inputs.skipped, seconds, how), file=sys.stderr)
     return EXIT_OK if all(r.error is None for r in rows) else EXIT_SOME_FAILED
