@@ -4,6 +4,7 @@ check runs end to end on the CPU at a tiny size. Nothing here is timed."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("train_memory.py", ["--standardized", "{data}", "--split", ABSENT], "split.csv not found"),
         ("standardize_speed.py", ["--raw", ABSENT], "raw images not found"),
         ("dvc_overhead.py", [ABSENT], "is not a DVC repository"),
+        ("precision_parity.py", ["--model", ABSENT], "model not found"),
     ],
 )
 def test_missing_data_is_one_clear_line(
@@ -56,14 +58,38 @@ def test_gpu_check_without_cuda_is_one_clear_line() -> None:
 
 
 def test_gpu_check_code_path_runs_on_cpu() -> None:
-    """Everything but CUDA: data building, ceiling, the real train(), the accuracy check."""
+    """Everything but CUDA: data building, ceilings, the real train(), the accuracy check. The
+    main precision is bf16 on a GPU; on this CPU it is whatever `auto` resolves to."""
     done = run(
         sys.executable,
         str(BENCH / "gpu_check.py"),
         "--cpu-smoke",
-        *("--images", "60", "--size", "40", "--epochs", "2", "--batch-size", "8"),
+        *("--images", "60", "--size", "40", "--epochs", "1", "--batch-size", "8"),
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: a tiny run may not learn
     last = done.stdout.strip().splitlines()[-1]
-    assert last.startswith("gpu_check ") and "real/ceiling fp32" in last and "bf16" in last
-    assert "train loss per epoch" in done.stdout
+    assert re.fullmatch(
+        r"gpu_check (PASS|FAIL \(.+\)) \(cpu smoke run: figures mean nothing\): "
+        r"real/ceiling (bf16|fp32) \d+\.\d\d, fp32 \d+\.\d\d; 1-epoch (bf16|fp32) run "
+        r"\d+\.\d s; test accuracy \d\.\d{3}; total \d+ s",
+        last,
+    ), last
+    assert "train loss per epoch" in done.stdout and "loader DataLoader" in done.stdout
+    assert "] fp32 train() for 1 epochs: " in done.stdout  # the phase timings
+
+
+def test_precision_benchmark_measures_every_eager_variant_and_ends_with_the_ratios() -> None:
+    """Tiny and without the compiled variants (a compile takes about a minute here)."""
+    done = run(sys.executable, str(BENCH / "precision.py"), "--size", "40", "--batch-size", "4",
+               "--steps", "1", "--eval-batches", "1", "--skip", "compile")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[1].startswith("peak: ") and "GFLOP forward" in lines[2]
+    for kind in ("train", "eval"):
+        for variant in ("fp32", "bf16-autocast", "bf16-weights"):
+            assert any(re.match(rf"{kind}\s+{variant}\s+[\d.]+ img/s .* of the", x) for x in lines)
+    assert not any("compile" in x for x in lines)
+    assert re.fullmatch(
+        r"best train / fp32 train [\d.]+ \([\w-]+\), best eval / fp32 eval [\d.]+ \([\w-]+\)",
+        lines[-1],
+    ), lines[-1]

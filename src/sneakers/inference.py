@@ -53,7 +53,7 @@ def native_bf16(device: torch.device) -> bool:
     AMX-BF16 tiles or AVX512-BF16. Elsewhere oneDNN emulates bf16 (5x slower than fp32 on an AVX2
     EPYC: docs/performance.md)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     flags = torch.cpu.get_capabilities()
     return bool(flags.get("amx_bf16") or flags.get("avx512_bf16"))
 
