@@ -4,7 +4,9 @@
 
 Variants (every one channels_last, after `seed_everything`, as `train()` runs):
 
-- fp32: the eager fp32 step, today's ceiling on the CPU;
+- fp32: the eager fp32 step as `train()` runs it now;
+- fp32-nanfill: the same with `torch.utils.deterministic.fill_uninitialized_memory` on, as
+  `seed_everything` left it before: deterministic mode then NaN-fills every new tensor;
 - bf16-autocast: `torch.autocast(dtype=bfloat16)`, weights and optimizer stay fp32 (what
   `train.precision: bf16` runs);
 - bf16-weights: the model itself in bf16, an fp32 master copy updated by Adam, grads copied
@@ -21,9 +23,10 @@ cycle per core, from the CPU's flags: fp32 FMA is 2 units x lanes x 2 (AVX-512: 
 bf16 is 1,024 with AMX-BF16 (TDPBF16PS: 16x16x32 multiply-adds per 16 cycles), 128 with
 AVX512-BF16 (VDPBF16PS on 2 units), else the fp32 peak (bf16 is converted, not computed).
 
-`--explain` profiles one train step of fp32 and bf16-autocast and prints the five costliest
-operators and the oneDNN implementations that ran (ONEDNN_VERBOSE), e.g. brg_conv_fwd:avx2 or
-avx512_core_amx, or none where PyTorch did not hand the convolution to oneDNN at all.
+`--explain` profiles one train step of fp32, fp32-nanfill and bf16-autocast and prints the five
+costliest operators and the oneDNN implementations that ran (ONEDNN_VERBOSE), e.g.
+brg_conv_fwd:avx2 or avx512_core_amx, or none where PyTorch did not hand the convolution to
+oneDNN at all.
 
 The last line: best train / fp32 train and best eval / fp32 eval, naming the best variants.
 """
@@ -41,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.utils.deterministic
 from _common import fail, load, machine
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -48,7 +52,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from sneakers.model import build_model
 from sneakers.train import seed_everything
 
-VARIANTS = ("fp32", "bf16-autocast", "bf16-weights", "compile-fp32", "compile-bf16")
+VARIANTS = (
+    "fp32",
+    "fp32-nanfill",
+    "bf16-autocast",
+    "bf16-weights",
+    "compile-fp32",
+    "compile-bf16",
+)
 
 
 def cpu_peak() -> dict[str, float]:
@@ -106,6 +117,7 @@ class Variant:
         return x.to(torch.bfloat16) if self.name == "bf16-weights" else x
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        torch.utils.deterministic.fill_uninitialized_memory = self.name == "fp32-nanfill"
         self.model.train()
         started = time.perf_counter()
         with self._autocast():
@@ -126,6 +138,7 @@ class Variant:
 
     @torch.no_grad()
     def eval_step(self, x: torch.Tensor) -> float:
+        torch.utils.deterministic.fill_uninitialized_memory = self.name == "fp32-nanfill"
         self.model.eval()
         started = time.perf_counter()
         with self._autocast():
@@ -219,7 +232,7 @@ def main() -> None:
         print(f"warm-up {v.name}: {v.compile_seconds:.1f} s ({load()})")
     if args.explain:
         for v in variants:
-            if v.name in ("fp32", "bf16-autocast"):
+            if v.name in ("fp32", "fp32-nanfill", "bf16-autocast"):
                 explain(v, x, y)
 
     times = {(v.name, kind): 0.0 for v in variants for kind in ("train", "eval")}
@@ -238,6 +251,10 @@ def main() -> None:
             print(f"{kind:5s} {v.name:14s} {rate[v.name, kind]:7.2f} img/s "
                   f"{achieved:7.1f} GFLOP/s = {achieved / top:6.1%} of the {top:.0f} GFLOP/s "
                   f"{'bf16' if v.bf16 else 'fp32'} peak  ({load()})")  # fmt: skip
+    if "fp32-nanfill" in names:
+        old = {k: rate["fp32", k] / rate["fp32-nanfill", k] for k in ("train", "eval")}
+        print(f"fp32 / fp32-nanfill (the step before this change): train {old['train']:.2f}, "
+              f"eval {old['eval']:.2f}")  # fmt: skip
     best = {k: max(names, key=lambda n, k=k: rate[n, k]) for k in ("train", "eval")}
     ratio = {k: rate[best[k], k] / rate["fp32", k] for k in ("train", "eval")}
     print(f"best train / fp32 train {ratio['train']:.2f} ({best['train']}), "

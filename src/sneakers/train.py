@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.deterministic
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
@@ -93,6 +94,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also NaN-fills every new tensor, a debugging aid that no result of a
+    # correct op depends on; it took 30% of an fp32 CPU train step (docs/performance.md).
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 class DeviceBatches:
