@@ -1,8 +1,9 @@
-"""Stage audit: can file metadata alone tell the classes apart, before and after standardizing?"""
+"""Stage audit: can file metadata alone, or the JPEG history in the pixels, tell the classes
+apart, before and after standardizing?"""
 
 from pathlib import Path
 
-from sneakers.audit import AuditSettings, audit, encoding_table
+from sneakers.audit import AuditSettings, audit, encoding_table, history_audit
 from sneakers.errors import run_main
 from sneakers.files import read_csv, write_json
 from sneakers.params import load_params, section
@@ -11,16 +12,27 @@ from sneakers.plots import table_png
 
 def main() -> None:
     params = load_params()
-    classifier = AuditSettings.from_params(section(params, "audit")).classifier
+    settings = AuditSettings.from_params(section(params, "audit"))
+    classifier = settings.classifier
+    quality = section(params, "standardize")["jpeg_quality"]
     manifest = read_csv(Path("data/merged/manifest.csv"))
     index = read_csv(Path("data/standardized/index.csv"))
     split = read_csv(Path("data/split/split.csv"))
-    result = audit(manifest, split, index, Path("data/standardized"), classifier, params["seed"])
+    standardized = Path("data/standardized")
+    result = audit(manifest, split, index, standardized, classifier, params["seed"])
+    dirs = (Path("data/raw"), standardized)
+    result["history"] = history_audit(
+        manifest, split, index, dirs, settings, quality, params["seed"]
+    )
     write_json(Path("metrics/audit.json"), {"audit": result})
     table_png(encoding_table(manifest), "Raw encodings per class (accepted files)",
               Path("metrics/audit/encodings.png"))  # fmt: skip
     raw, std = result["raw"]["balanced_accuracy"], result["standardized"]["balanced_accuracy"]
     print(f"audit: metadata-only balanced accuracy raw {raw:.3f}, standardized {std:.3f}")
+    history = result["history"]
+    print("audit: JPEG-history balanced accuracy " + ", ".join(
+        f"{k} {history[k]['balanced_accuracy']:.3f}" for k in ("raw", "standardized", "control")
+    ) + f"; gap standardized - control {history['gap']:+.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

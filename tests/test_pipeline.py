@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 STAGES = {"fetch", "merge", "standardize", "split", "audit", "train", "evaluate"}
-RUN_TIME_KEYS = ("train_seconds", "eval_seconds")
+RUN_TIME_KEYS = ("train_seconds", "eval_seconds", "images_per_second", "train_images_per_second")
 PLOT_TITLES = [
     "Loss",
     "Accuracy",

@@ -1,14 +1,17 @@
-"""Shortcut audit: how well does file metadata alone tell real from AI?
+"""Shortcut audits: how well does file metadata alone, or the JPEG history left in the pixels,
+tell real from AI?
 
-In the compiled Kaggle release it does perfectly (real: JPEG quality 95 without ICC; AI:
+In the compiled Kaggle release metadata does perfectly (real: JPEG quality 95 without ICC; AI:
 quality 90 with one). A metadata-only classifier trained and scored on the pipeline's own split
 measures that leak on the raw files and again on the standardized ones, where it must sit near
-chance, or standardization is leaking the class.
+chance, or standardization is leaking the class. The history audit (`sneakers.history`) does the
+same with DCT-coefficient histograms, which see what equal headers hide.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from sneakers.errors import SneakersError
+from sneakers.history import grid_break, history_features
+from sneakers.parallel import parallel_map
 from sneakers.params import settings_from
 from sneakers.probe import probe_bytes
 from sneakers.standardize import read_image
@@ -32,10 +38,17 @@ class AuditSettings:
     """The `audit` params section."""
 
     classifier: str = "logistic"
+    control_scale: float = 1.07  # the history audit's grid-breaking resample
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> AuditSettings:
-        return settings_from(cls, section, "audit", {"classifier": CLASSIFIERS})
+        settings = settings_from(cls, section, "audit", {"classifier": CLASSIFIERS})
+        if not 1 < settings.control_scale <= 2:
+            raise SneakersError(
+                f"audit.control_scale is {settings.control_scale}; use a scale in (1, 2], "
+                "e.g. 1.07 (1 would keep the 8x8 grid the control must break)"
+            )
+        return settings
 
 
 NUMERIC = ["width", "height", "bytes", "jpeg_quality", "icc"]
@@ -62,7 +75,14 @@ def shortcut_score(
     facts: pd.DataFrame, labels: pd.Series, splits: pd.Series, classifier: str, seed: int
 ) -> dict[str, Any]:
     """Fit on the train split, score on test: balanced accuracy near 0.5 means no shortcut."""
-    x, y = features(facts).to_numpy(), (labels == "ai").to_numpy(dtype=int)
+    return split_score(features(facts).to_numpy(), labels, splits, classifier, seed)
+
+
+def split_score(
+    x: np.ndarray, labels: pd.Series, splits: pd.Series, classifier: str, seed: int
+) -> dict[str, Any]:
+    """Fit a classifier on the train rows of x, score it on the test rows."""
+    y = (labels == "ai").to_numpy(dtype=int)
     train, test = (splits == "train").to_numpy(), (splits == "test").to_numpy()
     model = (
         make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
@@ -108,6 +128,55 @@ def audit(
             standardized.assign(bytes=0), labels, splits, classifier, seed
         ),
     }
+
+
+def history_task(
+    task: tuple[str, str, int, int], standardized_dir: Path, quality: int, scale: float
+) -> np.ndarray:
+    """One image's history features: raw file, standardized, and the grid-broken control
+    (runs in a worker process)."""
+    raw_path, shard, offset, length = task
+    where = {"shard": shard, "offset": offset, "length": length}
+    standardized = read_image(standardized_dir, pd.Series(where))
+    return np.stack([
+        history_features(Path(raw_path).read_bytes(), quality),
+        history_features(standardized, quality),
+        history_features(grid_break(standardized, scale, quality), quality),
+    ])  # fmt: skip
+
+
+def history_audit(
+    manifest: pd.DataFrame,
+    split: pd.DataFrame,
+    index: pd.DataFrame,
+    dirs: tuple[Path, Path],
+    settings: AuditSettings,
+    quality: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The history audit on the raw, standardized and control pictures of the same split
+    (dirs: raw, standardized), and the gap standardized - control: near 0 when standardization
+    left no class-specific history in the pixels."""
+    raw_dir, standardized_dir = dirs
+    accepted = manifest[manifest["status"] == "accepted"][["id", "source", "path"]]
+    rows = (
+        split[["id", "label", "split"]]
+        .merge(index[["id", "shard", "offset", "length"]], on="id", validate="one_to_one")
+        .merge(accepted, on="id", validate="one_to_one")
+    )
+    tasks = [
+        (str(raw_dir / r.source / r.path), r.shard, int(r.offset), int(r.length))
+        for r in rows.itertuples()
+    ]
+    work = partial(history_task, standardized_dir=standardized_dir, quality=quality,
+                   scale=settings.control_scale)  # fmt: skip
+    x = np.stack(list(parallel_map(work, tasks, 0, "history audit", chunksize=16)))
+    out = {
+        name: split_score(x[:, k], rows["label"], rows["split"], settings.classifier, seed)
+        for k, name in enumerate(("raw", "standardized", "control"))
+    }
+    gap = out["standardized"]["balanced_accuracy"] - out["control"]["balanced_accuracy"]
+    return {**out, "gap": gap, "control_scale": settings.control_scale}
 
 
 def encoding_table(manifest: pd.DataFrame) -> pd.DataFrame:
