@@ -7,7 +7,8 @@ from pathlib import Path
 from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
-from sneakers.files import write_json
+from sneakers.files import read_csv, write_json
+from sneakers.history import dominant_histories
 from sneakers.inference import (
     device_label,
     load_artifact,
@@ -20,6 +21,7 @@ from sneakers.plots import (
     confusion_png,
     samples_png,
     worst_png,
+    write_history_data,
     write_plot_data,
     write_robustness_data,
 )
@@ -34,7 +36,8 @@ def main() -> None:
     precision = resolve_precision(settings.eval_precision, device)
     artifact = load_artifact(Path("models/model.pt"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
-    metrics, predictions = evaluate(artifact, splits, device, precision, params["seed"])
+    histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
+    metrics, predictions = evaluate(artifact, splits, device, precision, params["seed"], histories)
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
@@ -51,6 +54,7 @@ def main() -> None:
     write_json(Path("metrics/eval.json"), metrics)
     write_plot_data(predictions, Path("metrics/plots"))
     write_robustness_data(metrics["robustness"], Path("metrics/plots/robustness.json"))
+    write_history_data(metrics["history"], Path("metrics/plots/history.json"))
     figures = Path("metrics/figures")
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")

@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from sneakers.evaluate import accuracy_by, evaluate, split_metrics
+from sneakers.data import SplitData
+from sneakers.evaluate import accuracy_by, counterfactual, evaluate, split_metrics
+from sneakers.history import History, dominant_histories, resample, with_history
+from sneakers.perturb import CONDITIONS
+from sneakers.probe import probe_bytes
 
 if TYPE_CHECKING:
     from conftest import Trained
@@ -80,10 +84,14 @@ def test_accuracy_by_source_and_brand_uses_test_rows_only() -> None:
     }
 
 
+HISTORIES = {"real": History("JPEG", 95, 40, 40), "ai": History("PNG", None, 64, 64)}
+
+
 def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
-    metrics, preds = evaluate(
-        trained.artifact, trained.splits, torch.device("cpu"), precision="fp32", seed=0
-    )
+    size = trained.artifact["image_size"]  # the train stage adds preprocess; train() does not
+    pre = {"size": size, "fit": "crop", "jpeg_quality": 90, "max_pixels": 10**8}
+    artifact = {**trained.artifact, "preprocess": pre}
+    metrics, preds = evaluate(artifact, trained.splits, torch.device("cpu"), "fp32", 0, HISTORIES)
     for name in ("val", "test"):
         report = metrics[name]
         assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
@@ -103,3 +111,56 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     assert list(test["predicted"]) == list(expected)
     accuracy = float((test["label"] == test["predicted"]).mean())
     assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
+
+    robustness = metrics["robustness"]
+    assert list(robustness) == [*CONDITIONS, "resample_0.8x", "resample_1.07x", "resample_1.25x"]
+    assert robustness["clean"]["accuracy"] == pytest.approx(accuracy)
+    assert all(0 <= r["accuracy"] <= 1 for r in robustness.values())
+    history = metrics["history"]
+    assert history["real_history"]["history"] == "JPEG q95 40x40"
+    assert history["ai_history"]["history"] == "PNG 64x64"
+    for owner in ("real_history", "ai_history"):
+        for name in ("real", "ai"):
+            assert 0 <= history[owner][name]["accuracy"] <= 1
+            assert 0 <= history[owner][name]["mean_p_ai"] <= 1
+    shift = history["shift_mean_p_ai"]
+    assert shift["ai"] == pytest.approx(
+        history["ai_history"]["ai"]["mean_p_ai"] - history["real_history"]["ai"]["mean_p_ai"]
+    )
+
+
+def test_counterfactual_pictures_carry_the_intended_history() -> None:
+    """The builder's raw files are what the history says (read back with the manifest's
+    probe), and the standardized result has the model's size whatever the history's size."""
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    resampled = resample(image, 1.07)
+    assert resampled.size == (43, 43)
+    for history in (History("JPEG", 95, 48, 48), History("JPEG", 90, 240, 240), None):
+        facts = probe_bytes(with_history(resampled, history), min_size=1, max_pixels=2**40)
+        if history is None:
+            assert (facts["format"], facts["width"]) == ("PNG", 43)
+        else:
+            assert (facts["format"], facts["jpeg_quality"]) == ("JPEG", history.quality)
+            assert (facts["width"], facts["height"]) == (history.width, history.height)
+    split = SplitData(torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(),
+                      torch.tensor([1]), pd.DataFrame({"id": ["x"]}))  # fmt: skip
+    artifact = {"preprocess": {"size": 40, "fit": "crop", "jpeg_quality": 90,
+                               "max_pixels": 10**8}}  # fmt: skip
+    out = counterfactual(split, artifact, 1.25, HISTORIES["real"])
+    assert out.shape == (1, 3, 40, 40) and out.dtype == torch.uint8
+
+
+def test_dominant_histories_take_the_most_common_raw_encoding() -> None:
+    manifest = pd.DataFrame({
+        "status": ["accepted"] * 5 + ["duplicate"] * 3,
+        "label": ["real", "real", "real", "ai", "ai", "ai", "ai", "ai"],
+        "format": ["JPEG", "JPEG", "PNG", "PNG", "PNG", "JPEG", "JPEG", "JPEG"],
+        "jpeg_quality": [95, 95, None, None, None, 90, 90, 90],
+        "width": [240, 240, 100, 1024, 1024, 240, 240, 240],
+        "height": [240, 240, 100, 1024, 1024, 240, 240, 240],
+    })  # fmt: skip
+    histories = dominant_histories(manifest)  # duplicates never count
+    assert histories == {
+        "real": History("JPEG", 95, 240, 240),
+        "ai": History("PNG", None, 1024, 1024),
+    }

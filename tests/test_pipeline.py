@@ -40,6 +40,7 @@ PLOT_TITLES = [
     "Precision-recall (test)",
     "Reliability (test)",
     "Robustness (test accuracy)",
+    "History sensitivity (test accuracy)",
 ]
 FIGURES = ["confusion.png", "samples.png", "worst.png"]
 CHANGED_EPOCHS = 1
@@ -147,6 +148,9 @@ def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: PipelineRun) ->
 
     for name in ("confusion", "roc", "pr", "reliability"):
         assert isinstance(out.json(f"metrics/plots/{name}.json"), list), name
+    history = out.json("metrics/plots/history.json")  # 2 classes x 2 histories
+    assert len(history) == 4 and all(0 <= row["accuracy"] <= 1 for row in history)
+    assert {"resample_0.8x", "resample_1.07x", "resample_1.25x"} <= set(metrics["robustness"])
     assert len(out.json("metrics/plots/confusion.json")) == metrics["test"]["n"]
     for name in FIGURES:
         assert out.files[f"metrics/figures/{name}"].startswith(b"\x89PNG\r\n\x1a\n"), name

@@ -9,10 +9,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sneakers.data import CLASS_NAMES, SplitData
+from sneakers.data import CLASS_NAMES, SplitData, decode
+from sneakers.history import History, resample, with_history
 from sneakers.inference import model_from_artifact, predict_proba
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
+from sneakers.preprocess import standardize_bytes
+
+# Resample scales that break the 8x8 grid: the history test uses the first one above 1; each
+# is also a robustness condition (resampled losslessly, then standardized).
+RESAMPLE_SCALES = (0.8, 1.07, 1.25)
+HISTORY_SCALE = 1.07
 
 
 def predict_splits(
@@ -53,15 +60,73 @@ def robustness(
     batch_size: int,
     precision: str,
 ) -> dict[str, dict[str, float | None]]:
-    """Accuracy (at the fixed threshold) and ROC AUC of test under each perturbation."""
+    """Accuracy (at the fixed threshold) and ROC AUC of test under each perturbation, and after
+    each resample (then standardized, as a user's resized photo would be)."""
     model = model_from_artifact(artifact, device)
     y = test.labels.numpy()
+    batches = {
+        name: test.images if perturbation is None else apply_to_batch(test.images, perturbation)
+        for name, perturbation in CONDITIONS.items()
+    }
+    for scale in RESAMPLE_SCALES:
+        batches[f"resample_{scale}x"] = counterfactual(test, artifact, scale, None)
     out: dict[str, dict[str, float | None]] = {}
-    for name, perturbation in CONDITIONS.items():
-        images = test.images if perturbation is None else apply_to_batch(test.images, perturbation)
+    for name, images in batches.items():
         p_ai = predict_proba(model, images, device, batch_size, precision)
         accuracy = float(np.mean((p_ai >= artifact["threshold"]) == y))
         out[name] = {"accuracy": accuracy, "roc_auc": roc_auc(y, p_ai)}
+    return out
+
+
+def counterfactual(
+    test: SplitData, artifact: dict[str, Any], scale: float, history: History | None
+) -> torch.Tensor:
+    """Every test picture resampled by scale, saved with a history (None: losslessly), then
+    standardized with the model's own settings and decoded, as a uint8 N x 3 x H x W batch."""
+    pre = artifact["preprocess"]
+    out = []
+    for image in test.images:
+        raw = with_history(resample(image.permute(1, 2, 0).numpy(), scale), history)
+        std = standardize_bytes(
+            raw, pre["size"], pre["fit"], pre["jpeg_quality"], pre["max_pixels"]
+        )
+        out.append(decode(std))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def history_sensitivity(
+    artifact: dict[str, Any],
+    test: SplitData,
+    histories: dict[str, History],
+    device: torch.device,
+    precision: str,
+) -> dict[str, Any]:
+    """Per class, accuracy and mean P(ai) when every test picture (resampled, content held
+    fixed) is given each class's raw history; and the shift in mean P(ai) between them."""
+    model = model_from_artifact(artifact, device)
+    y = test.labels.numpy()
+    out: dict[str, Any] = {"scale": HISTORY_SCALE}
+    for owner, history in histories.items():
+        images = counterfactual(test, artifact, HISTORY_SCALE, history)
+        p_ai = predict_proba(model, images, device, 64, precision)
+        correct = (p_ai >= artifact["threshold"]) == y
+        out[f"{owner}_history"] = {
+            "history": history.describe(),
+            **{
+                name: {
+                    "accuracy": float(correct[y == k].mean()),
+                    "mean_p_ai": float(p_ai[y == k].mean()),
+                }
+                for k, name in enumerate(CLASS_NAMES)
+                if (y == k).any()
+            },
+        }
+    if {"real_history", "ai_history"} <= set(out):
+        out["shift_mean_p_ai"] = {
+            name: out["ai_history"][name]["mean_p_ai"] - out["real_history"][name]["mean_p_ai"]
+            for name in CLASS_NAMES
+            if name in out["ai_history"]
+        }
     return out
 
 
@@ -80,9 +145,11 @@ def evaluate(
     device: torch.device,
     precision: str,
     seed: int,
+    histories: dict[str, History],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics (nested, JSON-ready) and the per-image predictions behind them; precision is
-    fp32 or bf16, already resolved for the device."""
+    fp32 or bf16, already resolved for the device; histories, each class's typical raw file
+    (`history.dominant_histories` of the manifest), for the history test."""
     started = time.perf_counter()
     predictions = predict_splits(artifact, splits, device, batch_size=64, precision=precision)
     seconds = time.perf_counter() - started
@@ -93,6 +160,7 @@ def evaluate(
         "robustness": robustness(
             artifact, splits["test"], device, batch_size=64, precision=precision
         ),
+        "history": history_sensitivity(artifact, splits["test"], histories, device, precision),
         "run": {  # val + test scoring, model build included: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),

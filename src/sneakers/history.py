@@ -13,14 +13,20 @@ JPEG decoder in YCbCr mode, so no colour conversion), blockwise orthonormal DCT 
 divide by the file's own luminance quantization table. That recovers the stored integers up to
 the decoder's rounding, needs no compiled JPEG reader, and works for PNGs and resampled
 pictures alike (divided by the standardized quality's table).
+
+The same module builds the evaluate stage's counterfactual: a test picture, resampled so that
+its own grid is gone, saved as a raw file of one class's typical history (format, quality,
+size), then standardized and scored: content fixed, history swapped.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import scipy.fft
 from PIL import Image
 
@@ -92,3 +98,54 @@ def grid_break(data: bytes, scale: float, quality: int) -> bytes:
     big = im.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
     left, top = (big.width - w) // 2, (big.height - h) // 2
     return encode_jpeg(big.crop((left, top, left + w, top + h)), quality)
+
+
+@dataclass(frozen=True)
+class History:
+    """How a class's raw files were typically made: format, JPEG quality (if JPEG) and size."""
+
+    format: str
+    quality: int | None
+    width: int
+    height: int
+
+    def describe(self) -> str:
+        quality = f" q{self.quality}" if self.quality else ""
+        return f"{self.format}{quality} {self.width}x{self.height}"
+
+
+def dominant_histories(manifest: pd.DataFrame) -> dict[str, History]:
+    """Per label, the most common (format, quality, size) among its accepted raw files."""
+    accepted = manifest[manifest["status"] == "accepted"]
+    out = {}
+    for label, rows in accepted.groupby("label"):
+        quality = (
+            rows["jpeg_quality"].astype("Int64").astype(object).where(rows["format"] == "JPEG")
+        )
+        keys = pd.DataFrame({"format": rows["format"], "quality": quality,
+                             "width": rows["width"], "height": rows["height"]})  # fmt: skip
+        top = keys.value_counts(dropna=False).index[0]
+        fmt, q, w, h = top
+        out[str(label)] = History(str(fmt), None if pd.isna(q) else int(q), int(w), int(h))
+    return out
+
+
+def resample(pixels: np.ndarray, scale: float) -> Image.Image:
+    """An H x W x 3 picture resized by scale (bicubic): a grid-breaking resample."""
+    im = Image.fromarray(pixels)
+    return im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC)
+
+
+def with_history(im: Image.Image, history: History | None) -> bytes:
+    """The picture saved as a raw file of that history (resized to its size, its format and
+    quality), or losslessly (PNG, size kept) for history None."""
+    out = io.BytesIO()
+    if history is None:
+        im.save(out, "PNG")
+        return out.getvalue()
+    im = im.resize((history.width, history.height), Image.Resampling.LANCZOS)
+    if history.format == "JPEG":
+        im.save(out, "JPEG", quality=history.quality or 75, subsampling="4:2:0")
+    else:
+        im.save(out, history.format)
+    return out.getvalue()

@@ -44,6 +44,19 @@ def write_robustness_data(robustness: dict[str, dict[str, Any]], path: Path) -> 
     write_json(path, rows)
 
 
+def write_history_data(history: dict[str, Any], path: Path) -> None:
+    """Test accuracy per class under each class's raw history, for a bar chart."""
+    rows = [
+        {"condition": f"{name} pictures, {owner.removesuffix('_history')} history "
+                      f"({part['history']})", "accuracy": part[name]["accuracy"]}
+        for owner, part in history.items()
+        if owner.endswith("_history")
+        for name in CLASS_NAMES
+        if name in part
+    ]  # fmt: skip
+    write_json(path, rows)
+
+
 def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
     """Seaborn heatmap of the test confusion matrix, counts annotated."""
     test = predictions[predictions["split"] == "test"]
