@@ -42,6 +42,27 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
 
 
+def add_step_args(parser: argparse.ArgumentParser, steps: int, eval_batches: int) -> None:
+    """The model, batch, step counts, threads and seed of a train-step / eval benchmark."""
+    parser.add_argument("--arch", default="seed_cnn")
+    parser.add_argument("--size", type=int, default=240)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=steps, help="timed train steps each")
+    parser.add_argument("--eval-batches", type=int, default=eval_batches, help="timed eval batches")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as torch sets)")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def apply_step_args(args: argparse.Namespace) -> None:
+    """Check the step counts (one line on error) and set the torch threads."""
+    if args.steps < 1 or args.eval_batches < 1:
+        fail("--steps and --eval-batches must be at least 1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def need_data(args: argparse.Namespace) -> None:
     """Fail with one line when the data of add_data_args is absent."""
     hint = "pass --standardized DIR --split CSV (run `dvc exp run -S data.profile=shared`)"

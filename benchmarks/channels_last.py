@@ -20,7 +20,7 @@ import copy
 import time
 
 import torch
-from _common import fail, load, machine
+from _common import add_step_args, apply_step_args, load, machine
 from torch import nn
 
 from sneakers.model import build_model
@@ -49,18 +49,9 @@ def eval_step(model, x) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--arch", default="seed_cnn")
-    parser.add_argument("--size", type=int, default=240)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=4, help="timed train steps per layout")
-    parser.add_argument("--eval-batches", type=int, default=6, help="timed eval batches each")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--seed", type=int, default=42)
+    add_step_args(parser, steps=4, eval_batches=6)
     args = parser.parse_args()
-    if args.steps < 1 or args.eval_batches < 1:
-        fail("--steps and --eval-batches must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_step_args(args)
     seed_everything(args.seed)
     print(machine())
     print(f"{args.arch} at {args.size}px, batch {args.batch_size}: {args.steps} train steps and "

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 import torch.utils.deterministic
-from _common import fail, load, machine
+from _common import add_step_args, apply_step_args, fail, load, machine
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -188,20 +188,11 @@ def onednn_kernels(step: Callable[[], object]) -> dict[tuple[str, str, str], tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", default="seed_cnn")
-    parser.add_argument("--size", type=int, default=240)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3, help="timed train steps per variant")
-    parser.add_argument("--eval-batches", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as torch sets)")
+    add_step_args(parser, steps=3, eval_batches=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=VARIANTS + ("compile",))
-    parser.add_argument("--explain", action="store_true", help="profile fp32 and bf16-autocast")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--explain", action="store_true", help="profile the eager fp32 and bf16")
     args = parser.parse_args()
-    if args.steps < 1 or args.eval_batches < 1:
-        fail("--steps and --eval-batches must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_step_args(args)
     names = [
         n
         for n in VARIANTS
