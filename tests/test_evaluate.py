@@ -116,6 +116,11 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     assert list(robustness) == [*CONDITIONS, "resample_0.8x", "resample_1.07x", "resample_1.25x"]
     assert robustness["clean"]["accuracy"] == pytest.approx(accuracy)
     assert all(0 <= r["accuracy"] <= 1 for r in robustness.values())
+    y = trained.splits["test"].labels.numpy()
+    for r in robustness.values():  # the per-class accuracies weigh up to the overall one
+        per_class = r["per_class_accuracy"]
+        overall = per_class["real"] * np.mean(y == 0) + per_class["ai"] * np.mean(y == 1)
+        assert r["accuracy"] == pytest.approx(overall)
     history = metrics["history"]
     assert history["real_history"]["history"] == "JPEG q95 40x40"
     assert history["ai_history"]["history"] == "PNG 64x64"
