@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import platform
 import sys
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,16 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if name == "bf16" and not native_bf16(device):
-        note = "bf16 is emulated and several times slower than fp32 here"
-        print(f"note: {device.type} has no native bf16 (AMX-BF16, AVX512-BF16 or a bf16 GPU): "
-              f"{note}", file=sys.stderr)  # fmt: skip
+        _note_emulated(device.type)
     return name
+
+
+@cache
+def _note_emulated(device_type: str) -> None:
+    """One line per process, however many settings ask for emulated bf16."""
+    note = "bf16 is emulated and several times slower than fp32 here"
+    print(f"note: {device_type} has no native bf16 (AMX-BF16, AVX512-BF16 or a bf16 GPU): "
+          f"{note}", file=sys.stderr)  # fmt: skip
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
