@@ -14,6 +14,7 @@ from conftest import model_like_trained
 from sneakers.errors import SneakersError
 from sneakers.inference import (
     ARTIFACT_FORMAT,
+    _note_emulated,
     load_artifact,
     model_from_artifact,
     native_bf16,
@@ -206,3 +207,14 @@ def test_bf16_inference_runs_in_bf16_and_agrees_with_fp32() -> None:
     bf16 = predict_proba(model, x, CPU, batch_size=8, precision="bf16")
     assert not np.array_equal(fp32, bf16)  # autocast really changed the arithmetic...
     np.testing.assert_allclose(bf16, fp32, atol=0.05)  # ...by bf16's rounding, no more
+
+
+def test_emulated_bf16_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    _note_emulated.cache_clear()
+    for _ in range(3):  # train asks for both precisions, predict once more
+        assert resolve_precision("bf16", CPU) == "bf16"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: cpu has no native bf16"), lines
