@@ -95,7 +95,7 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also NaN-fills every new tensor, a debugging aid that no result of a
-    # correct op depends on; it took 30% of an fp32 CPU train step (docs/performance.md).
+    # correct op depends on: 18-30% of a CPU train step's profile, 1.06x (docs/performance.md).
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
