@@ -22,7 +22,7 @@ from _common import fail, load, machine, need
 from sneakers.data import load_splits
 from sneakers.inference import load_artifact, model_from_artifact, predict_proba, resolve_device
 
-PRECISIONS = ("fp32", "bf16")
+COMPARED = ("fp32", "bf16")
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         data = splits[name]
         y = data.labels.numpy()
         p, rate = {}, {}
-        for precision in PRECISIONS:
+        for precision in COMPARED:
             started = time.perf_counter()
             p[precision] = predict_proba(model, data.images, device, args.batch_size, precision)
             rate[precision] = len(y) / (time.perf_counter() - started)

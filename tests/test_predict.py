@@ -23,7 +23,7 @@ from PIL import Image
 from sneakers.cli import main
 from sneakers.data import load_splits
 from sneakers.evaluate import predict_splits
-from sneakers.inference import load_artifact, save_artifact
+from sneakers.inference import load_artifact, model_from_artifact, save_artifact
 from sneakers.model import build_model
 from sneakers.predict import literal_base
 from sneakers.standardize import StandardizeSettings, standardize_manifest
@@ -423,9 +423,9 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
     split = index[["id"]].assign(split=["val", "test"] * (len(index) // 2))
     split.to_csv(tmp_path / "split.csv", index=False)
     splits = load_splits(standardized, tmp_path / "split.csv")
-    evaluated = predict_splits(
-        load_artifact(model_path), splits, torch.device("cpu"), batch_size=64, precision="fp32"
-    )
+    artifact, cpu = load_artifact(model_path), torch.device("cpu")
+    model = model_from_artifact(artifact, cpu)
+    evaluated = predict_splits(model, artifact, splits, cpu, batch_size=64, precision="fp32")
 
     code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json")
     assert code == 0

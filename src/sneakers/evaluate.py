@@ -16,13 +16,19 @@ from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
 from sneakers.preprocess import standardize_bytes
 
-# Resample scales that break the 8x8 grid: the history test uses the first one above 1; each
-# is also a robustness condition (resampled losslessly, then standardized).
+# Resample scales that break the 8x8 grid, each a robustness condition (resampled losslessly,
+# then standardized); the history test resamples by the mild one before swapping histories.
 RESAMPLE_SCALES = (0.8, 1.07, 1.25)
 HISTORY_SCALE = 1.07
 
 
+def class_means(values: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The mean of values over each class present in y (accuracy, when values say correct)."""
+    return {c: float(values[y == k].mean()) for k, c in enumerate(CLASS_NAMES) if (y == k).any()}
+
+
 def predict_splits(
+    model: torch.nn.Module,
     artifact: dict[str, Any],
     splits: dict[str, SplitData],
     device: torch.device,
@@ -30,7 +36,6 @@ def predict_splits(
     precision: str,
 ) -> pd.DataFrame:
     """One row per val/test image: its index facts, split, P(ai) and predicted label."""
-    model = model_from_artifact(artifact, device)
     frames = []
     for name in ("val", "test"):
         data = splits[name]
@@ -54,6 +59,7 @@ def split_metrics(predictions: pd.DataFrame, threshold: float, seed: int) -> dic
 
 
 def robustness(
+    model: torch.nn.Module,
     artifact: dict[str, Any],
     test: SplitData,
     device: torch.device,
@@ -62,7 +68,6 @@ def robustness(
 ) -> dict[str, dict[str, Any]]:
     """Accuracy (at the fixed threshold; overall and per class) and ROC AUC of test under each
     perturbation, and after each resample (then standardized, as a user's resized photo is)."""
-    model = model_from_artifact(artifact, device)
     y = test.labels.numpy()
     batches = {
         name: test.images if perturbation is None else apply_to_batch(test.images, perturbation)
@@ -74,11 +79,8 @@ def robustness(
     for name, images in batches.items():
         p_ai = predict_proba(model, images, device, batch_size, precision)
         correct = (p_ai >= artifact["threshold"]) == y
-        per_class = {
-            c: float(correct[y == k].mean()) for k, c in enumerate(CLASS_NAMES) if (y == k).any()
-        }
         out[name] = {"accuracy": float(correct.mean()), "roc_auc": roc_auc(y, p_ai),
-                     "per_class_accuracy": per_class}  # fmt: skip
+                     "per_class_accuracy": class_means(correct, y)}  # fmt: skip
     return out
 
 
@@ -99,6 +101,7 @@ def counterfactual(
 
 
 def history_sensitivity(
+    model: torch.nn.Module,
     artifact: dict[str, Any],
     test: SplitData,
     histories: dict[str, History],
@@ -107,23 +110,16 @@ def history_sensitivity(
 ) -> dict[str, Any]:
     """Per class, accuracy and mean P(ai) when every test picture (resampled, content held
     fixed) is given each class's raw history; and the shift in mean P(ai) between them."""
-    model = model_from_artifact(artifact, device)
     y = test.labels.numpy()
     out: dict[str, Any] = {"scale": HISTORY_SCALE}
     for owner, history in histories.items():
         images = counterfactual(test, artifact, HISTORY_SCALE, history)
         p_ai = predict_proba(model, images, device, 64, precision)
         correct = (p_ai >= artifact["threshold"]) == y
+        accuracy, mean_p_ai = class_means(correct, y), class_means(p_ai, y)
         out[f"{owner}_history"] = {
             "history": history.describe(),
-            **{
-                name: {
-                    "accuracy": float(correct[y == k].mean()),
-                    "mean_p_ai": float(p_ai[y == k].mean()),
-                }
-                for k, name in enumerate(CLASS_NAMES)
-                if (y == k).any()
-            },
+            **{c: {"accuracy": accuracy[c], "mean_p_ai": mean_p_ai[c]} for c in accuracy},
         }
     if {"real_history", "ai_history"} <= set(out):
         out["shift_mean_p_ai"] = {
@@ -155,16 +151,17 @@ def evaluate(
     fp32 or bf16, already resolved for the device; histories, each class's typical raw file
     (`history.dominant_histories` of the manifest), for the history test."""
     started = time.perf_counter()
-    predictions = predict_splits(artifact, splits, device, batch_size=64, precision=precision)
+    model = model_from_artifact(artifact, device)  # one model for every scoring below
+    predictions = predict_splits(model, artifact, splits, device, 64, precision)
     seconds = time.perf_counter() - started
     metrics = {
         **split_metrics(predictions, artifact["threshold"], seed),
         "by_source": accuracy_by(predictions, "source"),
         "by_brand": accuracy_by(predictions, "brand"),
-        "robustness": robustness(
-            artifact, splits["test"], device, batch_size=64, precision=precision
+        "robustness": robustness(model, artifact, splits["test"], device, 64, precision),
+        "history": history_sensitivity(
+            model, artifact, splits["test"], histories, device, precision
         ),
-        "history": history_sensitivity(artifact, splits["test"], histories, device, precision),
         "run": {  # val + test scoring, model build included: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),

@@ -46,16 +46,12 @@ VALUES = np.arange(-12, 13)  # histogram bins: quantized values -12..12, one bin
 def quality_table(quality: int) -> np.ndarray:
     """libjpeg's luminance table at a quality, 8x8, as Pillow writes it."""
     probe = Image.new("L", (BLOCK, BLOCK))
-    return table_of(Image.open(io.BytesIO(encode_jpeg(probe, quality))), quality)
+    return table_of(Image.open(io.BytesIO(encode_jpeg(probe, quality))))
 
 
-def table_of(im: Image.Image, fallback_quality: int) -> np.ndarray:
-    """The luminance quantization table of a decoded JPEG (natural order), else the table of
-    fallback_quality."""
-    tables = getattr(im, "quantization", None)
-    if tables:
-        return np.asarray(tables[0], dtype=np.float64).reshape(BLOCK, BLOCK)
-    return quality_table(fallback_quality)
+def table_of(im: Image.Image) -> np.ndarray:
+    """The luminance quantization table of an opened JPEG, 8x8 in natural order."""
+    return np.asarray(im.quantization[0], dtype=np.float64).reshape(BLOCK, BLOCK)
 
 
 def luminance(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
@@ -64,7 +60,7 @@ def luminance(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     if im.format == "JPEG":
         im.draft("YCbCr", im.size)  # the decoder's own Y plane, not Y recomputed from RGB
         y = np.asarray(im.convert("YCbCr"))[..., 0]
-        return y.astype(np.float64), table_of(im, 0)
+        return y.astype(np.float64), table_of(im)
     return np.asarray(im.convert("L"), dtype=np.float64), None
 
 
@@ -93,9 +89,9 @@ def history_features(data: bytes, quality: int) -> np.ndarray:
 def grid_break(data: bytes, scale: float, quality: int) -> bytes:
     """The control: resample by `scale` (bicubic), crop the centre back to the original size,
     re-encode at `quality`. The 8x8 grid moves and an aligned double-JPEG trace is gone."""
-    im = Image.open(io.BytesIO(data)).convert("RGB")
-    w, h = im.size
-    big = im.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    h, w = pixels.shape[:2]
+    big = resample(pixels, scale)
     left, top = (big.width - w) // 2, (big.height - h) // 2
     return encode_jpeg(big.crop((left, top, left + w, top + h)), quality)
 

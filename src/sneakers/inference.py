@@ -51,8 +51,8 @@ def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether this device computes bf16 in hardware: a CUDA GPU that supports it, or a CPU with
-    AMX-BF16 tiles or AVX512-BF16. Elsewhere oneDNN emulates bf16 (5x slower than fp32 on an AVX2
-    EPYC: docs/performance.md)."""
+    AMX-BF16 tiles or AVX512-BF16. Elsewhere PyTorch runs bf16 convolutions in its own slow
+    kernels, not oneDNN's (6-8x slower than fp32 on an AVX2 EPYC: docs/performance.md)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     flags = torch.cpu.get_capabilities()
@@ -89,7 +89,7 @@ def predict_proba(
     images: torch.Tensor,
     device: torch.device,
     batch_size: int,
-    precision: str = "fp32",
+    precision: str,
 ) -> np.ndarray:
     """P(ai) for every image, in order; precision is fp32 or bf16 (already resolved)."""
     model.eval()
