@@ -37,7 +37,8 @@ from torch import nn
 
 from sneakers.errors import run_main
 from sneakers.inference import predict_proba
-from sneakers.predict import Preprocess, Row, load_model, prepare, score, score_batch
+from sneakers.predict import Row, load_model, prepare, score, score_batch
+from sneakers.preprocess import Recipe
 
 CPU = torch.device("cpu")
 
@@ -62,7 +63,7 @@ def seconds(work: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def pooled(paths: list[str], workers: int, model: nn.Module, pre: Preprocess, batch: int) -> None:
+def pooled(paths: list[str], workers: int, model: nn.Module, pre: Recipe, batch: int) -> None:
     """End-to-end with preprocessing in a pool of spawned processes (what predict does not do)."""
     with get_context("spawn").Pool(workers) as pool:
         prepared = pool.imap(partial(prepare, pre=pre), paths, chunksize=8)

@@ -1,5 +1,6 @@
 """Stage train: fit the CNN on the train split, keep the best epoch, write models/model.pt."""
 
+from dataclasses import asdict
 from pathlib import Path
 
 from dvclive import Live
@@ -8,6 +9,7 @@ from sneakers.errors import run_main
 from sneakers.inference import resolve_device, save_artifact, versions
 from sneakers.params import load_params, section, settings_from
 from sneakers.perturb import AugmentSettings
+from sneakers.standardize import StandardizeSettings
 from sneakers.train import ModelSettings, TrainSettings, train
 
 
@@ -20,12 +22,12 @@ def main() -> None:
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
         artifact = train(splits, arch, settings, params["seed"], live, augment)
-    standardize = section(params, "standardize")
+    standardize = StandardizeSettings.from_params(section(params, "standardize"))
+    recipe = standardize.recipe(section(params, "merge")["max_pixels"])
     artifact.update(
         class_names=list(CLASS_NAMES),
         preprocess={
-            **{k: standardize[k] for k in ("size", "fit", "jpeg_quality")},
-            "max_pixels": section(params, "merge")["max_pixels"],
+            **asdict(recipe),
             "mean": MEAN,
             "std": STD,
         },

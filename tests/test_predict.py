@@ -30,8 +30,9 @@ from sneakers.standardize import StandardizeSettings, standardize_manifest
 
 SIZE = 48
 MAX_PIXELS = 1_000_000
+# A jittered resample, so that predict must repeat the seeded scale and offset of the stage.
 PREPROCESS = {"size": SIZE, "fit": "crop", "jpeg_quality": 90, "max_pixels": MAX_PIXELS,
-              "mean": 0.5, "std": 0.5}  # fmt: skip
+              "resample": 1.07, "resample_jitter": 0.1, "mean": 0.5, "std": 0.5}  # fmt: skip
 THRESHOLD = 0.5
 KEYS = ["path", "p_ai", "label", "error"]
 
@@ -417,7 +418,8 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
             "id": [f"{i:016x}" for i in range(len(files))],
         }
     )
-    settings = StandardizeSettings(size=SIZE, fit="crop", jpeg_quality=90, workers=1)
+    keys = ("size", "fit", "jpeg_quality", "resample", "resample_jitter")
+    settings = StandardizeSettings(**{k: PREPROCESS[k] for k in keys}, workers=1)
     standardized = tmp_path / "standardized"
     index = standardize_manifest(manifest, raw, standardized, settings, MAX_PIXELS)
     split = index[["id"]].assign(split=["val", "test"] * (len(index) // 2))

@@ -15,7 +15,6 @@ from PIL import Image
 
 from sneakers import standardize
 from sneakers.errors import SneakersError
-from sneakers.preprocess import standardize_bytes
 from sneakers.standardize import (
     INDEX_COLUMNS,
     StandardizeSettings,
@@ -98,8 +97,8 @@ def test_shards_are_tar_files_and_the_index_points_into_them(
             from_tar = tar.extractfile(member).read()
         assert read_image(out, row) == from_tar
         assert len(from_tar) == row["length"]
-        expected = standardize_bytes(
-            (raw / row["source"] / row["path"]).read_bytes(), 48, "crop", 90, MAX_PIXELS
+        expected = SETTINGS.recipe(MAX_PIXELS).apply(
+            (raw / row["source"] / row["path"]).read_bytes()
         )
         assert from_tar == expected
         with Image.open(io.BytesIO(from_tar)) as im:
@@ -149,8 +148,8 @@ def test_parts_that_do_not_line_up_with_shards_give_the_same_bytes(
         expected = io.BytesIO()
         with tarfile.open(fileobj=expected, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for _, row in accepted.iloc[3 * k : 3 * k + 3].iterrows():
-                data = standardize_bytes(
-                    (raw / row["source"] / row["path"]).read_bytes(), 48, "crop", 90, MAX_PIXELS
+                data = SETTINGS.recipe(MAX_PIXELS).apply(
+                    (raw / row["source"] / row["path"]).read_bytes()
                 )
                 info = tarfile.TarInfo(f"{row['id']}.jpg")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644

@@ -14,7 +14,7 @@ from sneakers.history import History, resample, with_history
 from sneakers.inference import model_from_artifact, predict_proba
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
-from sneakers.preprocess import standardize_bytes
+from sneakers.preprocess import Recipe
 
 # Resample scales that break the 8x8 grid, each a robustness condition (resampled losslessly,
 # then standardized); the history test resamples by the mild one before swapping histories.
@@ -89,14 +89,11 @@ def counterfactual(
 ) -> torch.Tensor:
     """Every test picture resampled by scale, saved with a history (None: losslessly), then
     standardized with the model's own settings and decoded, as a uint8 N x 3 x H x W batch."""
-    pre = artifact["preprocess"]
+    recipe = Recipe.from_stored(artifact["preprocess"])
     out = []
     for image in test.images:
         raw = with_history(resample(image.permute(1, 2, 0).numpy(), scale), history)
-        std = standardize_bytes(
-            raw, pre["size"], pre["fit"], pre["jpeg_quality"], pre["max_pixels"]
-        )
-        out.append(decode(std))
+        out.append(decode(recipe.apply(raw)))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 

@@ -42,7 +42,7 @@ from sneakers.inference import (
     resolve_device,
     resolve_precision,
 )
-from sneakers.preprocess import FIT_POLICIES, standardize_bytes
+from sneakers.preprocess import FIT_POLICIES, Recipe
 from sneakers.probe import read_header
 
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -50,16 +50,6 @@ COLUMNS = ("path", "p_ai", "label", "error")
 PROGRESS_MIN = 64  # show a progress bar (on a terminal) from this many files on
 EXIT_OK, EXIT_SOME_FAILED = 0, 2  # usage errors exit with 1 through errors.run_main
 NOT_FOUND = "not_found: no such file or folder"
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """The standardize settings a model was trained with, as stored in its artifact."""
-
-    size: int
-    fit: str
-    jpeg_quality: int
-    max_pixels: int
 
 
 @dataclass
@@ -163,7 +153,7 @@ def literal_base(pattern: str) -> str:
 # --- preparing one file ---
 
 
-def prepare(path: str, pre: Preprocess) -> tuple[np.ndarray | None, str | None]:
+def prepare(path: str, pre: Recipe) -> tuple[np.ndarray | None, str | None]:
     """Read, standardize and decode one file: (H x W x 3 uint8, None) or (None, error)."""
     if not os.path.isfile(path):  # a FIFO or device would block or never end
         return None, "not_a_file: not a regular file"
@@ -177,7 +167,7 @@ def prepare(path: str, pre: Preprocess) -> tuple[np.ndarray | None, str | None]:
     if refused:
         return None, refused
     try:
-        jpeg = standardize_bytes(data, pre.size, pre.fit, pre.jpeg_quality, pre.max_pixels)
+        jpeg = pre.apply(data)
     except Image.DecompressionBombError as err:
         return None, f"too_many_pixels: {err}"
     except Exception as err:  # noqa: BLE001 - any decoder failure means this file is unusable
@@ -204,7 +194,7 @@ def choose_device(name: str) -> torch.device:
     return resolve_device(name)
 
 
-def load_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], Preprocess]:
+def load_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], Recipe]:
     """The network, its artifact and its preprocessing settings, or one clear error."""
     if not path.exists():
         raise SneakersError(
@@ -223,7 +213,7 @@ def load_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, A
     return model, artifact, pre
 
 
-def preprocess_of(artifact: dict[str, Any], path: Path) -> Preprocess:
+def preprocess_of(artifact: dict[str, Any], path: Path) -> Recipe:
     """The stored standardize settings, checked against what this code does."""
     stored = artifact.get("preprocess")
     keys = ("size", "fit", "jpeg_quality", "max_pixels")
@@ -232,7 +222,7 @@ def preprocess_of(artifact: dict[str, Any], path: Path) -> Preprocess:
             f"{path} does not record its preprocessing (size, fit, jpeg_quality, max_pixels): "
             "retrain it with `dvc repro`"
         )
-    pre = Preprocess(*(stored[k] for k in keys))
+    pre = Recipe.from_stored(stored)
     if pre.size != artifact.get("image_size") or pre.fit not in FIT_POLICIES:
         raise SneakersError(f"{path} has inconsistent preprocessing settings: {stored}")
     if (stored.get("mean", MEAN), stored.get("std", STD)) != (MEAN, STD):
@@ -243,7 +233,7 @@ def preprocess_of(artifact: dict[str, Any], path: Path) -> Preprocess:
 # --- scoring ---
 
 
-def prepared(rows: list[Row], pre: Preprocess, bar: tqdm) -> Iterator[tuple[Row, np.ndarray]]:
+def prepared(rows: list[Row], pre: Recipe, bar: tqdm) -> Iterator[tuple[Row, np.ndarray]]:
     """Rows that prepared cleanly, with their pixels; failures are recorded on their rows."""
     for row in rows:
         if row.error is None:
@@ -256,7 +246,7 @@ def prepared(rows: list[Row], pre: Preprocess, bar: tqdm) -> Iterator[tuple[Row,
 def score(
     rows: list[Row],
     model: nn.Module,
-    pre: Preprocess,
+    pre: Recipe,
     threshold: float,
     device: torch.device,
     batch_size: int,

@@ -1,14 +1,19 @@
-"""The one preprocessing path: decode, orient, convert, fit, encode.
+"""The one preprocessing path: decode, orient, convert, fit, resample, encode.
 
 The standardize stage and `sneakers predict` both call `standardize_bytes`, so a picture is
 prepared the same way for training and for use. Both classes get identical treatment, which is
-what removes the encoding shortcut (quality, ICC, size) of the compiled release.
+what removes the encoding shortcut (quality, ICC, size) of the compiled release. The resample
+step removes what the headers do not show: each class's JPEG and resampling history in the
+pixels (README, "Why standardize").
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
@@ -97,7 +102,56 @@ def encode_jpeg(im: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
-def standardize_bytes(data: bytes, size: int, policy: str, quality: int, max_pixels: int) -> bytes:
-    """Raw file bytes in, standardized JPEG bytes out."""
-    im = open_image(data, max_pixels, draft_size=size)
-    return encode_jpeg(fit(to_rgb(im), size, policy), quality)
+def resample_crop(
+    im: Image.Image, size: int, scale: float, jitter: float, key: bytes
+) -> Image.Image:
+    """Enlarge a size x size picture by a non-integer scale and crop size x size back out.
+
+    Every picture then has the same last resample and a final 8x8 JPEG grid that no earlier
+    encoding shares, whatever its class's history. With jitter, the scale is drawn from
+    [scale, scale + jitter] and the crop offset from the margin, seeded by the file's bytes, so
+    that the same file always gives the same picture (in the pipeline and in predict alike).
+    """
+    if scale == 1 and not jitter:
+        return im
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+    big = round(size * (scale + (rng.uniform(0, jitter) if jitter else 0.0)))
+    im = im.resize((big, big), Image.Resampling.LANCZOS)
+    left, top = rng.integers(0, big - size + 1, 2) if jitter else [(big - size) // 2] * 2
+    return im.crop((int(left), int(top), int(left) + size, int(top) + size))
+
+
+def standardize_bytes(
+    data: bytes,
+    size: int,
+    policy: str,
+    quality: int,
+    max_pixels: int,
+    resample: float = 1.0,
+    jitter: float = 0.0,
+) -> bytes:
+    """Raw file bytes in, standardized JPEG bytes out: fit, resample (1 = off), encode."""
+    im = open_image(data, max_pixels, draft_size=round(size * (resample + jitter)))
+    fitted = fit(to_rgb(im), size, policy)
+    return encode_jpeg(resample_crop(fitted, size, resample, jitter, data), quality)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The standardize settings a model was trained with, as its artifact stores them, so that
+    predict and evaluate's counterfactuals prepare pictures exactly as training did."""
+
+    size: int
+    fit: str
+    jpeg_quality: int
+    max_pixels: int
+    resample: float = 1.0  # models trained before the resample step had none
+    resample_jitter: float = 0.0
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Recipe:
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
+
+    def apply(self, data: bytes) -> bytes:
+        return standardize_bytes(data, self.size, self.fit, self.jpeg_quality, self.max_pixels,
+                                 self.resample, self.resample_jitter)  # fmt: skip

@@ -21,7 +21,7 @@ import pandas as pd
 from sneakers.errors import SneakersError
 from sneakers.parallel import parallel_map
 from sneakers.params import settings_from
-from sneakers.preprocess import FIT_POLICIES, standardize_bytes
+from sneakers.preprocess import FIT_POLICIES, Recipe
 
 # Images per worker task: small enough to keep both cores busy to the end, big enough that a
 # task costs nothing to hand out.
@@ -35,6 +35,8 @@ class StandardizeSettings:
 
     size: int = 240
     fit: str = "crop"
+    resample: float = 1.07
+    resample_jitter: float = 0.0
     jpeg_quality: int = 90
     shard_size: int = 1000
     workers: int = 0
@@ -42,14 +44,19 @@ class StandardizeSettings:
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> StandardizeSettings:
         # 36 px is the smallest picture the CNN's unpadded convolutions can take.
-        low = {"size": 36, "jpeg_quality": 1, "shard_size": 1, "workers": 0}
+        low = {"size": 36, "resample": 1, "resample_jitter": 0, "jpeg_quality": 1,
+               "shard_size": 1, "workers": 0}  # fmt: skip
         return settings_from(cls, section, "standardize", {"fit": FIT_POLICIES}, low)
+
+    def recipe(self, max_pixels: int) -> Recipe:
+        """The settings that decide the pictures: what the model file records for predict."""
+        return Recipe(self.size, self.fit, self.jpeg_quality, max_pixels, self.resample,
+                      self.resample_jitter)  # fmt: skip
 
 
 def standardize_file(path: str, settings: StandardizeSettings, max_pixels: int) -> bytes:
     """One raw file to standardized JPEG bytes."""
-    data = Path(path).read_bytes()
-    return standardize_bytes(data, settings.size, settings.fit, settings.jpeg_quality, max_pixels)
+    return settings.recipe(max_pixels).apply(Path(path).read_bytes())
 
 
 def tar_member(name: str, data: bytes) -> bytes:
