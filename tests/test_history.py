@@ -1,5 +1,6 @@
 """The history audit: its DCT coefficients are the file's own, and it tells an aligned double
-JPEG compression (q95 -> q90) from a single-quality one (q90 -> q90) under identical headers."""
+JPEG compression (q95 -> q90) from a single-quality one (q90 -> q90) under identical headers,
+unless standardizing resamples every picture (the default)."""
 
 from __future__ import annotations
 
@@ -100,23 +101,23 @@ def test_control_scale_must_break_the_grid() -> None:
         AuditSettings.from_params({"control_scale": 1})
 
 
-def test_history_audit_tells_q95_then_q90_from_q90_then_q90(
-    tmp_path: Path, fetch_report: Callable[..., Path]
-) -> None:
-    """Equal headers after standardizing (q90, same size, no ICC), different histories: the
-    audit sees it on the standardized files, and less after the grid-breaking control."""
+def synthetic_histories(tmp_path: Path, fetch_report: Callable[..., Path], n: int = 120) -> Path:
+    """Raw files of two classes with the same content statistics: real saved q95, AI q90 (what
+    standardizing at q90 turns into q95 -> q90 against q90 -> q90)."""
     raw = tmp_path / "raw" / "compiled"
-    n = 120
     for i in range(n):
         label = "ai" if i % 2 else "real"
         (raw / label).mkdir(parents=True, exist_ok=True)
         (raw / label / f"{i}.jpg").write_bytes(jpeg(photo(100 + i), 90 if label == "ai" else 95))
     fetch_report(tmp_path / "raw", [{"name": "compiled"}])
+    return tmp_path / "raw"
+
+
+def audit_after(raw: Path, out: Path, settings: StandardizeSettings) -> dict:
+    """Standardize the raw folder with settings and run the history audit on a seeded split."""
     source = Source(name="compiled", kind="path", path="x", labels={"ai": "ai", "real": "real"})
-    manifest = build_manifest(tmp_path / "raw", [source], [], MergeSettings(workers=1))
-    out = tmp_path / "standardized"
-    index = standardize_manifest(manifest, tmp_path / "raw", out, StandardizeSettings(size=SIZE),
-                                 MergeSettings().max_pixels)  # fmt: skip
+    manifest = build_manifest(raw, [source], [], MergeSettings(workers=1))
+    index = standardize_manifest(manifest, raw, out, settings, MergeSettings().max_pixels)
     headers = {
         (f["width"], f["jpeg_quality"], f["icc"], f["subsampling"])
         for f in (
@@ -126,13 +127,38 @@ def test_history_audit_tells_q95_then_q90_from_q90_then_q90(
     }
     assert headers == {(SIZE, 90, False, "4:2:0")}  # nothing in the headers tells them apart
     split = assign_splits(index, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
-    result = history_audit(manifest, split, index, (tmp_path / "raw", out), AuditSettings(), 90, 0)
+    result = history_audit(manifest, split, index, (raw, out), AuditSettings(), 90, 0)
+    assert result["gap"] == pytest.approx(
+        result["standardized"]["balanced_accuracy"] - result["control"]["balanced_accuracy"]
+    )
+    assert result["standardized"]["n_test"] == result["control"]["n_test"] > 0
+    return result
+
+
+def test_history_audit_tells_q95_then_q90_from_q90_then_q90_without_a_resample(
+    tmp_path: Path, fetch_report: Callable[..., Path]
+) -> None:
+    """Equal headers after standardizing at size with no resample, different histories: the
+    audit sees it on the standardized files, and less after the grid-breaking control."""
+    raw = synthetic_histories(tmp_path, fetch_report)
+    settings = StandardizeSettings(size=SIZE, resample=1.0)
+    result = audit_after(raw, tmp_path / "standardized", settings)
     assert result["raw"]["balanced_accuracy"] >= 0.9  # q95 against q90 files
     assert result["standardized"]["balanced_accuracy"] >= 0.9  # the double-JPEG trace...
     # ...of which the grid-breaking control removes a good part; what it keeps is the detail the
     # first, lower quality took from the AI pictures, which no resample gives back.
     assert result["gap"] >= 0.1
-    assert result["gap"] == pytest.approx(
-        result["standardized"]["balanced_accuracy"] - result["control"]["balanced_accuracy"]
-    )
-    assert result["standardized"]["n_test"] == result["control"]["n_test"] > 0
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.2], ids=["fixed-1.07", "jitter-1.05-1.25"])
+def test_the_default_resample_leaves_no_history_beyond_its_control(
+    tmp_path: Path, fetch_report: Callable[..., Path], jitter: float
+) -> None:
+    """The same files through the default standardization (every picture resampled): the
+    standardized pictures tell the histories apart no better than the grid-broken control."""
+    raw = synthetic_histories(tmp_path, fetch_report, n=240)
+    resample = StandardizeSettings().resample if not jitter else 1.05
+    settings = StandardizeSettings(size=SIZE, resample=resample, resample_jitter=jitter)
+    result = audit_after(raw, tmp_path / "standardized", settings)
+    assert result["raw"]["balanced_accuracy"] >= 0.9
+    assert result["standardized"]["balanced_accuracy"] <= 0.7  # near chance: 48 test pictures

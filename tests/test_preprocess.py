@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from sneakers.preprocess import FIT_POLICIES, fit, standardize_bytes, to_rgb
+from sneakers.preprocess import FIT_POLICIES, Recipe, fit, resample_crop, standardize_bytes, to_rgb
 from sneakers.probe import jpeg_quality
 
 SIZE = 64
@@ -272,3 +272,51 @@ def test_upright_rgb_is_not_copied_and_turned_pictures_still_turn() -> None:
     turned = Image.open(io.BytesIO(save(im, "JPEG", quality=95, exif=exif.tobytes())))
     assert to_rgb(turned).size == (20, 30)
     assert np.array_equal(np.asarray(to_rgb(turned)), np.asarray(ImageOps.exif_transpose(turned)))
+
+
+# --- the resample step: every picture, including those already at size ---
+
+
+def noise(size: int = SIZE, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def test_no_resample_leaves_the_fitted_picture_as_it_is() -> None:
+    im = noise()
+    assert resample_crop(im, SIZE, 1.0, 0.0, b"key") is im
+
+
+def test_a_fixed_resample_enlarges_then_crops_the_centre() -> None:
+    im = noise()
+    out = resample_crop(im, SIZE, 1.07, 0.0, b"any key")
+    big = im.resize((round(SIZE * 1.07),) * 2, Image.Resampling.LANCZOS)
+    margin = (big.width - SIZE) // 2
+    expected = big.crop((margin, margin, margin + SIZE, margin + SIZE))
+    assert out.size == (SIZE, SIZE)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    assert resample_crop(im, SIZE, 1.07, 0.0, b"another key").tobytes() == out.tobytes()
+
+
+def test_a_jittered_resample_is_seeded_by_the_file() -> None:
+    """Same bytes, same picture (pipeline and predict agree); other bytes, other scale/offset."""
+    im = noise()
+    first = resample_crop(im, SIZE, 1.05, 0.2, b"file one")
+    assert first.size == (SIZE, SIZE)
+    assert resample_crop(im, SIZE, 1.05, 0.2, b"file one").tobytes() == first.tobytes()
+    others = {resample_crop(im, SIZE, 1.05, 0.2, bytes([k])).tobytes() for k in range(8)}
+    assert len(others) == 8
+
+
+def test_the_default_recipe_resamples_pictures_already_at_size() -> None:
+    """A picture at size goes through the resample too, so no class keeps its 8x8 grid."""
+    data = save(noise(), "JPEG", quality=95)
+    plain = standardize_bytes(data, SIZE, "crop", QUALITY, MAX_PIXELS)
+    recipe = Recipe(SIZE, "crop", QUALITY, MAX_PIXELS, resample=1.07)
+    resampled = recipe.apply(data)
+    assert plain != resampled
+    with Image.open(io.BytesIO(resampled)) as im:
+        assert (im.size, jpeg_quality(im)) == ((SIZE, SIZE), QUALITY)
+    # A model file from before the resample step records none: it gets what it was trained with.
+    old = {"size": SIZE, "fit": "crop", "jpeg_quality": QUALITY, "max_pixels": MAX_PIXELS}
+    assert Recipe.from_stored({**old, "mean": 0.5}).apply(data) == plain

@@ -190,3 +190,10 @@ def test_settings_validate_the_fit_policy() -> None:
         StandardizeSettings.from_params(section)
     ok = StandardizeSettings.from_params({**section, "fit": "pad"})
     assert (ok.size, ok.fit) == (64, "pad")
+
+
+def test_settings_refuse_a_shrinking_resample() -> None:
+    with pytest.raises(SneakersError, match=r"standardize.resample is 0.9; it must be at least 1"):
+        StandardizeSettings.from_params({"resample": 0.9})
+    with pytest.raises(SneakersError, match=r"standardize.resample_jitter is -0.1"):
+        StandardizeSettings.from_params({"resample_jitter": -0.1})
