@@ -21,6 +21,7 @@ from sneakers.plots import (
     confusion_png,
     samples_png,
     worst_png,
+    write_cross_source_data,
     write_history_data,
     write_plot_data,
     write_robustness_data,
@@ -55,6 +56,7 @@ def main() -> None:
     write_plot_data(predictions, Path("metrics/plots"))
     write_robustness_data(metrics["robustness"], Path("metrics/plots/robustness.json"))
     write_history_data(metrics["history"], Path("metrics/plots/history.json"))
+    write_cross_source_data(metrics["cross_source"], Path("metrics/plots/cross_source.json"))
     figures = Path("metrics/figures")
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")
@@ -62,6 +64,12 @@ def main() -> None:
     test = metrics["test"]
     print(f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
           f"roc_auc {test['roc_auc']}")  # fmt: skip
+    for name, source in metrics["cross_source"].items():
+        rates = [
+            f"{k} {source[k]:.3f}" for k in ("false_positive_rate", "detection_rate") if k in source
+        ]
+        print(f"evaluate: eval source {name} (n={source['n']}): accuracy {source['accuracy']:.3f}, "
+              + ", ".join(rates))  # fmt: skip
 
 
 if __name__ == "__main__":

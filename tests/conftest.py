@@ -158,6 +158,7 @@ def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
             "id": [f"{name}-{i:03d}" for i in range(n)],
             "label": [CLASS_NAMES[c] for c in labels],
             "source": ["gen-a" if i % 2 else "gen-b" for i in range(n)],
+            "role": "train",
             "brand": [None if i % 3 == 0 else "nike" for i in range(n)],
             "path": [f"{name}/{i:03d}.jpg" for i in range(n)],
         }

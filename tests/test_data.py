@@ -12,7 +12,7 @@ from PIL import Image
 
 from sneakers.data import load_splits
 from sneakers.errors import SneakersError
-from sneakers.standardize import INDEX_COLUMNS, ShardWriter, tar_member
+from sneakers.standardize import META_COLUMNS, ShardWriter, tar_member
 
 SIZE = 16
 SPLITS = ["train", "val", "train", "test", "val", "train", "test", "train", "val", "train"]
@@ -23,7 +23,7 @@ def write_shards(
 ) -> pd.DataFrame:
     """Pack images into shards one by one, as the standardize stage lays them out."""
     shards = ShardWriter(out_dir, shard_size)
-    for meta, data in zip(rows[INDEX_COLUMNS[:6]].to_dict("records"), images, strict=True):
+    for meta, data in zip(rows[META_COLUMNS].to_dict("records"), images, strict=True):
         shards.add(tar_member(f"{meta['id']}.jpg", data), [meta], [len(data)])
     shards.close()
     return shards.index()
@@ -45,6 +45,7 @@ def standardized(tmp_path: Path, encode: Callable[..., bytes]) -> tuple[Path, pd
             "id": [f"img{i:02d}" for i in range(len(SPLITS))],
             "label": ["ai" if i % 2 else "real" for i in range(len(SPLITS))],
             "source": "src",
+            "role": "train",
             "path": [f"{i}.png" for i in range(len(SPLITS))],
             "brand": None,
             "group": [f"img{i:02d}" for i in range(len(SPLITS))],

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from sneakers.data import SplitData
-from sneakers.evaluate import accuracy_by, counterfactual, evaluate, split_metrics
+from sneakers.evaluate import accuracy_by, counterfactual, cross_source, evaluate, split_metrics
 from sneakers.history import History, dominant_histories, resample, with_history
+from sneakers.inference import model_from_artifact, predict_proba
+from sneakers.metrics import roc_auc
 from sneakers.perturb import CONDITIONS
 from sneakers.probe import probe_bytes
 
@@ -134,6 +136,30 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     )
 
 
+def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> None:
+    """The test pictures posed as three eval sources: real only, AI only, and both."""
+    test = trained.splits["test"]
+    y = test.labels.numpy()
+    sources = np.where(np.arange(len(y)) % 3 == 0, "mixed", np.where(y == 0, "shop", "gen"))
+    held = SplitData(test.images, test.labels, test.rows.assign(source=sources))
+    model, cpu = model_from_artifact(trained.artifact, torch.device("cpu")), torch.device("cpu")
+    cross = cross_source(model, trained.artifact, held, cpu, "fp32")
+    p_ai = predict_proba(model, test.images, cpu, 64, "fp32")
+    called = p_ai >= trained.artifact["threshold"]
+    assert set(cross) == {"gen", "mixed", "shop"}
+    shop, gen, mixed = (sources == "shop"), (sources == "gen"), (sources == "mixed")
+    assert cross["shop"]["n"] == shop.sum()
+    assert cross["shop"]["false_positive_rate"] == pytest.approx(called[shop].mean())
+    assert cross["shop"]["accuracy"] == pytest.approx(1 - called[shop].mean())
+    assert "detection_rate" not in cross["shop"] and "roc_auc" not in cross["shop"]
+    assert cross["gen"]["detection_rate"] == pytest.approx(called[gen].mean())
+    assert cross["gen"]["mean_p_ai"] == pytest.approx(p_ai[gen].mean(), abs=1e-6)
+    assert cross["mixed"]["roc_auc"] == pytest.approx(roc_auc(y[mixed], p_ai[mixed]))
+    both = shop | gen
+    assert cross["shop"]["roc_auc_vs"] == {"gen": pytest.approx(roc_auc(y[both], p_ai[both]))}
+    assert cross_source(model, trained.artifact, None, cpu, "fp32") == {}
+
+
 def test_counterfactual_pictures_carry_the_intended_history() -> None:
     """The builder's raw files are what the history says (read back with the manifest's
     probe), and the standardized result has the model's size whatever the history's size."""
@@ -157,14 +183,15 @@ def test_counterfactual_pictures_carry_the_intended_history() -> None:
 
 def test_dominant_histories_take_the_most_common_raw_encoding() -> None:
     manifest = pd.DataFrame({
-        "status": ["accepted"] * 5 + ["duplicate"] * 3,
-        "label": ["real", "real", "real", "ai", "ai", "ai", "ai", "ai"],
-        "format": ["JPEG", "JPEG", "PNG", "PNG", "PNG", "JPEG", "JPEG", "JPEG"],
-        "jpeg_quality": [95, 95, None, None, None, 90, 90, 90],
-        "width": [240, 240, 100, 1024, 1024, 240, 240, 240],
-        "height": [240, 240, 100, 1024, 1024, 240, 240, 240],
+        "status": ["accepted"] * 5 + ["duplicate"] * 3 + ["accepted"] * 3,
+        "role": ["train"] * 8 + ["eval"] * 3,
+        "label": ["real", "real", "real", "ai", "ai", "ai", "ai", "ai", "real", "real", "real"],
+        "format": ["JPEG"] * 2 + ["PNG"] * 3 + ["JPEG"] * 3 + ["PNG"] * 3,
+        "jpeg_quality": [95, 95, None, None, None, 90, 90, 90, None, None, None],
+        "width": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
+        "height": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
     })  # fmt: skip
-    histories = dominant_histories(manifest)  # duplicates never count
+    histories = dominant_histories(manifest)  # duplicates and eval sources never count
     assert histories == {
         "real": History("JPEG", 95, 240, 240),
         "ai": History("PNG", None, 1024, 1024),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,32 @@ def test_duplicate_groups_and_kept_members(manifest: pd.DataFrame) -> None:
     assert row(manifest, "compiled", "real/converse_3.jpg")["detail"] == "kept shop/converse/c.jpg"
     # The lossless original wins over its re-encoded copy.
     assert row(manifest, "compiled", "ai-midjourney/x.jpg")["detail"] == "kept renders/x.png"
+
+
+def test_an_eval_source_loses_its_copies_of_training_files_and_training_loses_none(
+    raw: Path,
+) -> None:
+    """With the shop as an eval source, its copies of training pictures leave it, and the
+    training sources keep exactly what they keep without the shop."""
+    sources = [replace(SOURCES[0], role="eval"), *SOURCES[1:]]
+    manifest = build_manifest(raw, sources, BRANDS, SETTINGS)
+    verdicts = {(r.source, r.path): (r.status, r.reason or "") for r in manifest.itertuples()}
+    assert verdicts == {
+        **EXPECTED,
+        ("shop", "nike/a.jpg"): ("duplicate", "exact_duplicate"),
+        ("compiled", "real/nike_1.jpg"): ("accepted", ""),
+        ("shop", "converse/c.jpg"): ("duplicate", "near_duplicate"),
+        ("compiled", "real/converse_3.jpg"): ("accepted", ""),
+    }
+    assert (
+        row(manifest, "shop", "nike/a.jpg")["detail"] == "of training file compiled/real/nike_1.jpg"
+    )
+    assert set(manifest.loc[manifest["source"] == "shop", "role"]) == {"eval"}
+    without = build_manifest(raw, SOURCES[1:], BRANDS, SETTINGS)
+    kept = manifest[(manifest["role"] == "train") & (manifest["status"] == "accepted")]
+    alone = without[without["status"] == "accepted"]
+    pairs = ["source", "path"]
+    assert set(kept[pairs].itertuples(index=False)) == set(alone[pairs].itertuples(index=False))
 
 
 def test_label_conflict_rejects_the_whole_group(manifest: pd.DataFrame) -> None:

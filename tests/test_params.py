@@ -109,6 +109,8 @@ def test_missing_data_section_names_it() -> None:
         ({"name": "s", "demo": {"count": 3}, "label": "real"},
          r"\(s\)\.demo must be a mapping with a kind"),
         ("just-a-string", r"must be a mapping with name"),
+        ({"name": "s", "path": "x", "label": "real", "role": "test"},
+         r"\(s\)\.role must be train or eval, not 'test'"),
     ],
 )  # fmt: skip
 def test_each_bad_entry_names_its_key(entry: Any, expected: str) -> None:
@@ -142,3 +144,18 @@ def test_load_params_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     assert load_params(path) == params
+
+
+def test_eval_sources_parse_and_a_profile_needs_one_to_train_on() -> None:
+    shop = {"name": "shop", "path": "x", "label": "real", "role": "eval"}
+    params = {
+        "data": {
+            "profile": "p",
+            "profiles": {"p": [shop, {**shop, "name": "own", "role": "train"}]},
+        }
+    }
+    sources = active_sources(params)
+    assert [(s.name, s.role) for s in sources] == [("shop", "eval"), ("own", "train")]
+    assert parse_source({"name": "x", "path": "x", "label": "ai"}, "w").role == "train"
+    with pytest.raises(SneakersError, match="only role: eval sources: add one to train on"):
+        active_sources({"data": {"profile": "p", "profiles": {"p": [shop]}}})

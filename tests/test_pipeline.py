@@ -41,6 +41,7 @@ PLOT_TITLES = [
     "Reliability (test)",
     "Robustness (test accuracy)",
     "History sensitivity (test accuracy)",
+    "Held-out sources (accuracy)",
 ]
 FIGURES = ["confusion.png", "samples.png", "worst.png"]
 CHANGED_EPOCHS = 1

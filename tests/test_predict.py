@@ -410,6 +410,7 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
     manifest = pd.DataFrame(
         {
             "source": "src",
+            "role": "train",
             "path": list(files),
             "label": [rel.split("/")[0] for rel in files],
             "brand": None,

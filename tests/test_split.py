@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sneakers.errors import SneakersError
-from sneakers.split import SPLITS, assign_splits, check_fractions, summarize
+from sneakers.split import EVAL, SPLITS, assign_splits, check_fractions, summarize
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -27,6 +27,7 @@ def make_index(
     index.insert(0, "id", [f"{i:016x}" for i in range(len(index))])
     index["source"] = np.where(index.index % 3 == 0, "shop", "compiled")
     index["path"] = [f"img{i}.jpg" for i in range(len(index))]
+    index["role"] = "train"
     return index
 
 
@@ -133,3 +134,16 @@ def test_summary_counts_per_split() -> None:
     for name, part in summary.items():
         assert sum(part["by_label"].values()) == part["total"] == sum(part["by_source"].values())
         assert part["total"] == int((split["split"] == name).sum())
+
+
+def test_eval_sources_are_never_split_and_change_no_training_split() -> None:
+    """Eval rows all get `eval`; the train/val/test of the other rows is what it is without them."""
+    index = make_index(40, 55)
+    held = make_index(12, 9).assign(id=lambda d: "e" + d["id"].str[1:], role="eval", source="shop")
+    both = assign_splits(pd.concat([index, held], ignore_index=True), FRACTIONS, seed=42)
+    alone = assign_splits(index, FRACTIONS, seed=42)
+    assert (both.loc[both["role"] == "eval", "split"] == EVAL).all()
+    assert both.loc[both["role"] == "train", "split"].tolist() == alone["split"].tolist()
+    counts = summarize(both)
+    assert counts[EVAL]["total"] == 21 and counts[EVAL]["by_source"] == {"shop": 21}
+    assert EVAL not in summarize(alone)

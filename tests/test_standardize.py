@@ -41,7 +41,8 @@ def raw_and_manifest(
         write(raw / source / path, data)
         sha = hashlib.sha256(data).hexdigest()
         rows.append({
-            "source": source, "path": path, "label": label, "brand": "", "status": status,
+            "source": source, "role": "train", "path": path, "label": label, "brand": "",
+            "status": status,
             "reason": "" if status == "accepted" else "x", "group": group or None,
             "id": sha[:16] if status == "accepted" else None, "sha256": sha,
         })  # fmt: skip

@@ -159,8 +159,9 @@ def history_audit(
     left no class-specific history in the pixels."""
     raw_dir, standardized_dir = dirs
     accepted = manifest[manifest["status"] == "accepted"][["id", "source", "path"]]
+    scored = split[split["split"].isin(("train", "test"))]  # eval sources are not audited
     rows = (
-        split[["id", "label", "split"]]
+        scored[["id", "label", "split"]]
         .merge(index[["id", "shard", "offset", "length"]], on="id", validate="one_to_one")
         .merge(accepted, on="id", validate="one_to_one")
     )
@@ -180,8 +181,9 @@ def history_audit(
 
 
 def encoding_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Raw encodings of the accepted files per class: how often each combination occurs."""
-    accepted = manifest[manifest["status"] == "accepted"].copy()
+    """Raw encodings of the accepted training files per class: how often each combination
+    occurs."""
+    accepted = manifest[(manifest["status"] == "accepted") & (manifest["role"] == "train")].copy()
     width, height = (accepted[c].astype("Int64").astype(str) for c in ("width", "height"))
     accepted["size"] = width + "x" + height
     accepted["quality"] = accepted["jpeg_quality"].astype("Int64").astype(str).replace("<NA>", "-")

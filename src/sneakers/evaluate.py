@@ -127,6 +127,45 @@ def history_sensitivity(
     return out
 
 
+def cross_source(
+    model: torch.nn.Module,
+    artifact: dict[str, Any],
+    held: SplitData | None,
+    device: torch.device,
+    precision: str,
+) -> dict[str, dict[str, Any]]:
+    """Per eval source (never trained or tuned on), at the fixed threshold: n, accuracy, mean
+    P(ai), the false-positive rate of its real pictures and the detection rate of its AI ones;
+    ROC AUC within a source of both classes, and of each real source against each AI source."""
+    if held is None:
+        return {}
+    rows = held.rows.assign(p_ai=predict_proba(model, held.images, device, 64, precision))
+    rows["called_ai"] = rows["p_ai"] >= artifact["threshold"]
+    rows["is_ai"] = rows["label"] == CLASS_NAMES[1]
+    out: dict[str, dict[str, Any]] = {}
+    for source, part in rows.groupby("source", sort=True):
+        real, ai = part[~part["is_ai"]], part[part["is_ai"]]
+        out[str(source)] = {
+            "n": len(part),
+            "accuracy": float((part["called_ai"] == part["is_ai"]).mean()),
+            "mean_p_ai": float(part["p_ai"].mean()),
+            **({"false_positive_rate": float(real["called_ai"].mean())} if len(real) else {}),
+            **({"detection_rate": float(ai["called_ai"].mean())} if len(ai) else {}),
+            **({"roc_auc": roc_auc(part["is_ai"], part["p_ai"])} if len(real) and len(ai) else {}),
+        }
+    pure = {k: g for k, g in rows.groupby("source") if g["is_ai"].nunique() == 1}
+    for name, real in pure.items():
+        if not real["is_ai"].iloc[0]:
+            versus = {
+                str(other): roc_auc(pd.concat([real, ai])["is_ai"], pd.concat([real, ai])["p_ai"])
+                for other, ai in pure.items()
+                if ai["is_ai"].iloc[0]
+            }
+            if versus:
+                out[str(name)]["roc_auc_vs"] = versus
+    return out
+
+
 def accuracy_by(predictions: pd.DataFrame, column: str) -> dict[str, dict[str, float]]:
     """Test accuracy per value of column (source, brand), where the manifest knows it."""
     test = predictions[(predictions["split"] == "test") & predictions[column].notna()]
@@ -159,6 +198,7 @@ def evaluate(
         "history": history_sensitivity(
             model, artifact, splits["test"], histories, device, precision
         ),
+        "cross_source": cross_source(model, artifact, splits.get("eval"), device, precision),
         "run": {  # val + test scoring, model build included: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),

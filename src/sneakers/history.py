@@ -111,8 +111,8 @@ class History:
 
 
 def dominant_histories(manifest: pd.DataFrame) -> dict[str, History]:
-    """Per label, the most common (format, quality, size) among its accepted raw files."""
-    accepted = manifest[manifest["status"] == "accepted"]
+    """Per label, the most common (format, quality, size) among its accepted raw training files."""
+    accepted = manifest[(manifest["status"] == "accepted") & (manifest["role"] == "train")]
     out = {}
     for label, rows in accepted.groupby("label"):
         quality = (

@@ -26,7 +26,7 @@ from sneakers.probe import probe_bytes
 LOSSLESS = {"PNG", "BMP", "TIFF"}
 STATUSES = ("accepted", "rejected", "duplicate", "ignored")
 COLUMNS = [
-    "source", "path", "label", "brand", "status", "reason", "detail", "group", "id",
+    "source", "role", "path", "label", "brand", "status", "reason", "detail", "group", "id",
     "sha256", "format", "width", "height", "mode", "frames", "bytes", "jpeg_quality",
     "subsampling", "icc", "phash", "dhash",
 ]  # fmt: skip
@@ -55,7 +55,7 @@ def build_manifest(
     """Scan, probe and deduplicate all sources; return the manifest in a stable row order."""
     refused = read_fetch_report(raw_dir, sources)
     rows = [
-        {"source": source.name, **row, **describe(source, row["path"], brands)}
+        {"source": source.name, "role": source.role, **row, **describe(source, row["path"], brands)}
         for source in sources
         for row in scan_source(raw_dir / source.name) + refused.get(source.name, [])
     ]
@@ -163,33 +163,50 @@ def resolve_group(
     """Keep the highest-resolution original; a group whose labels disagree is rejected whole.
 
     Among equal sizes the earlier source in the profile wins: a compilation re-encodes its
-    originals, so a higher JPEG quality setting there does not make a better copy.
+    originals, so a higher JPEG quality setting there does not make a better copy. Training
+    files are judged among themselves: an eval file that copies one is dropped from the eval
+    source (it would score what was learned), and never costs training its file.
     """
     manifest.loc[members, "group"] = group
-    labels = sorted(set(manifest.loc[members, "label"]))
+    trained = [i for i in members if manifest.at[i, "role"] == "train"]
+    judged = trained or members
+    labels = sorted(set(manifest.loc[judged, "label"]))
     if len(labels) > 1:
         detail = f"group {group} holds {' and '.join(labels)} images"
-        manifest.loc[members, ["status", "reason", "detail", "id"]] = [
+        manifest.loc[judged, ["status", "reason", "detail", "id"]] = [
             "rejected", "label_conflict", detail, None,
         ]  # fmt: skip
-        return
+        kept = None
+    else:
 
-    def preference(i: int) -> tuple[Any, ...]:
-        """Most pixels first, then lossless, then the earlier source (list originals first)."""
-        row = manifest.loc[i]
-        pixels = row["width"] * row["height"]
-        return (-pixels, row["format"] not in LOSSLESS, order[row["source"]], i)
+        def preference(i: int) -> tuple[Any, ...]:
+            """Most pixels first, then lossless, then the earlier source (originals first)."""
+            row = manifest.loc[i]
+            pixels = row["width"] * row["height"]
+            return (-pixels, row["format"] not in LOSSLESS, order[row["source"]], i)
 
-    keep, *others = sorted(members, key=preference)
-    kept = manifest.loc[keep]
-    for i in others:
-        exact = manifest.at[i, "sha256"] == kept["sha256"]
-        manifest.loc[i, ["status", "reason", "detail", "id"]] = [
-            "duplicate",
-            "exact_duplicate" if exact else "near_duplicate",
-            f"kept {kept['source']}/{kept['path']}",
-            None,
-        ]
+        keep, *others = sorted(judged, key=preference)
+        kept = manifest.loc[keep]
+        for i in others:
+            mark_duplicate(manifest, i, kept, "kept")
+    for i in set(members) - set(judged):
+        if kept is None:
+            manifest.loc[i, ["status", "reason", "detail", "id"]] = [
+                "duplicate", "near_duplicate", f"of training files in {group}", None,
+            ]  # fmt: skip
+        else:
+            mark_duplicate(manifest, i, kept, "of training file")
+
+
+def mark_duplicate(manifest: pd.DataFrame, i: int, kept: pd.Series, how: str) -> None:
+    """Row i becomes a duplicate of the kept row (exact when the bytes are the same)."""
+    exact = manifest.at[i, "sha256"] == kept["sha256"]
+    manifest.loc[i, ["status", "reason", "detail", "id"]] = [
+        "duplicate",
+        "exact_duplicate" if exact else "near_duplicate",
+        f"{how} {kept['source']}/{kept['path']}",
+        None,
+    ]
 
 
 def summarize(manifest: pd.DataFrame) -> dict[str, Any]:

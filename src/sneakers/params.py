@@ -14,6 +14,7 @@ from sneakers.errors import SneakersError
 
 LABELS = ("real", "ai")
 BRAND_RULES = ("folder", "prefix")
+ROLES = ("train", "eval")  # eval: scored by evaluate only, never split, trained on or tuned on
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 T = TypeVar("T")
 SECTIONS = {"seed", "data", "merge", "standardize", "split", "audit", "model", "train", "augment"}
@@ -32,6 +33,7 @@ class Source:
     label: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     brand: str = ""
+    role: str = "train"
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -129,6 +131,10 @@ def active_sources(params: dict[str, Any]) -> list[Source]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SneakersError(f"data.profiles.{profile}: duplicate source name(s) {', '.join(dupes)}")
+    if all(s.role == "eval" for s in sources):
+        raise SneakersError(
+            f"data.profiles.{profile} has only role: eval sources: add one to train on"
+        )
     return sources
 
 
@@ -143,7 +149,7 @@ def parse_source(entry: Any, where: str) -> Source:
     if len(kinds) != 1:
         raise SneakersError(f"{where} ({name}) needs exactly one of kaggle:, path: or demo:")
     kind = kinds[0]
-    unknown = set(entry) - {"name", "kaggle", "path", "demo", "label", "labels", "brand"}
+    unknown = set(entry) - {"name", "kaggle", "path", "demo", "label", "labels", "brand", "role"}
     if unknown:
         raise SneakersError(f"{where} ({name}) has unknown key(s) {', '.join(sorted(unknown))}")
     label, labels = entry.get("label", ""), entry.get("labels") or {}
@@ -157,7 +163,10 @@ def parse_source(entry: Any, where: str) -> Source:
     brand = entry.get("brand", "") or ""
     if brand and brand not in BRAND_RULES:
         raise SneakersError(f"{where} ({name}).brand must be folder or prefix, not {brand!r}")
-    source = Source(name=name, kind=kind, label=label, labels=dict(labels), brand=brand)
+    role = entry.get("role", "train")
+    if role not in ROLES:
+        raise SneakersError(f"{where} ({name}).role must be train or eval, not {role!r}")
+    source = Source(name=name, kind=kind, label=label, labels=dict(labels), brand=brand, role=role)
     if kind == "kaggle":
         handle = entry["kaggle"]
         if not isinstance(handle, str) or not KAGGLE_HANDLE.match(handle):

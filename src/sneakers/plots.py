@@ -44,6 +44,15 @@ def write_robustness_data(robustness: dict[str, dict[str, Any]], path: Path) -> 
     write_json(path, rows)
 
 
+def write_cross_source_data(cross: dict[str, dict[str, Any]], path: Path) -> None:
+    """Accuracy per eval source (what a user meets on pictures from elsewhere), for a bar chart;
+    a profile without eval sources gets an empty table, so the plot stays declared."""
+    rows = [
+        {"source": f"{name} (n={r['n']})", "accuracy": r["accuracy"]} for name, r in cross.items()
+    ]
+    write_json(path, rows)
+
+
 def write_history_data(history: dict[str, Any], path: Path) -> None:
     """Test accuracy per class under each class's raw history, for a bar chart."""
     rows = [

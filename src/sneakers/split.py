@@ -2,6 +2,7 @@
 
 Whole duplicate groups are assigned, so near-copies of a picture never sit on both sides of
 the train/test line; each label is split on its own, so every split keeps the class balance.
+Images of `role: eval` sources are never split: their split is `eval`, scored by evaluate only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sneakers.errors import SneakersError
 from sneakers.params import settings_from
 
 SPLITS = ("train", "val", "test")
+EVAL = "eval"
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,10 @@ def assign_splits(index: pd.DataFrame, fractions: dict[str, float], seed: int) -
     check_fractions(fractions)
     out = index.copy()
     out["group"] = out["group"].fillna(out["id"])
-    out["split"] = ""
-    for code, label in enumerate(sorted(out["label"].unique())):
-        rows = out[out["label"] == label]
+    out["split"] = EVAL
+    trained = out[out["role"] == "train"]
+    for code, label in enumerate(sorted(trained["label"].unique())):
+        rows = trained[trained["label"] == label]
         sizes = rows.groupby("group").size().sort_index()
         order = np.random.default_rng([seed, code]).permutation(len(sizes))
         bounds = np.cumsum([fractions[s] for s in SPLITS]) * len(rows)
@@ -72,5 +75,6 @@ def summarize(split: pd.DataFrame) -> dict[str, Any]:
             "by_label": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()},
             "by_source": {k: int(v) for k, v in part["source"].value_counts().sort_index().items()},
         }
-        for name, part in ((s, split[split["split"] == s]) for s in SPLITS)
+        for name, part in ((s, split[split["split"] == s]) for s in (*SPLITS, EVAL))
+        if name != EVAL or len(part)
     }

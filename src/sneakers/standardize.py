@@ -26,7 +26,8 @@ from sneakers.preprocess import FIT_POLICIES, Recipe
 # Images per worker task: small enough to keep both cores busy to the end, big enough that a
 # task costs nothing to hand out.
 PART_SIZE = 32
-INDEX_COLUMNS = ["id", "label", "source", "path", "brand", "group", "shard", "offset", "length"]
+META_COLUMNS = ["id", "label", "source", "role", "path", "brand", "group"]  # from the manifest
+INDEX_COLUMNS = [*META_COLUMNS, "shard", "offset", "length"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def standardize_manifest(
     accepted = manifest[manifest["status"] == "accepted"].reset_index(drop=True)
     if accepted.empty:
         raise SneakersError("the manifest has no accepted image: check data/merged/manifest.csv")
-    metas = accepted[INDEX_COLUMNS[:6]].to_dict("records")
+    metas = accepted[META_COLUMNS].to_dict("records")
     root = str(raw_dir)  # os.path, not pathlib: a Path per image cost 15 µs (docs/performance.md)
     paths = [os.path.join(root, m["source"], m["path"]) for m in metas]
     staging = out_dir.with_name(out_dir.name + ".partial")
