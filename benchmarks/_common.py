@@ -166,6 +166,7 @@ def raw_manifest(raw_dir: Path, keep_ids: set[str] | None = None) -> pd.DataFram
         rows.append(
             {
                 "source": raw_dir.name,
+                "role": "train",
                 "path": rel.as_posix(),
                 "label": label,
                 "brand": None,

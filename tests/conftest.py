@@ -244,6 +244,11 @@ TINY_DEMO = [
      "demo": {"kind": "compiled", "real": 4, "ai": 4, "extra_real": 2, "extra_ai": 2,
               "photo_size": 240, "render_size": 256},
      "labels": {"real": "real", "ai-midjourney": "ai"}, "brand": "prefix"},
+    # Held out: four new photos; five renders of which 7-9 are copies of demo-renders' own.
+    {"name": "demo-other-shop", "demo": {"kind": "photos", "count": 4, "size": 320,
+                                         "start": 50000}, "label": "real", "role": "eval"},
+    {"name": "demo-other-generator", "demo": {"kind": "renders", "count": 5, "size": 256,
+                                              "start": 7}, "label": "ai", "role": "eval"},
 ]  # fmt: skip
 GIT_ENV = {
     "DVC_NO_ANALYTICS": "1",

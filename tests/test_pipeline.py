@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -162,6 +163,37 @@ def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: PipelineRun) ->
         lines = out.files[f"dvclive/train/plots/metrics/{tsv}.tsv"].decode().splitlines()
         assert len(lines) == 1 + 2, tsv  # header and one row per epoch
     assert "dvclive/train/dvc.yaml" not in out.files  # it would add a second set of plots
+
+
+def test_eval_sources_are_scored_and_never_trained_on(pipeline: PipelineRun) -> None:
+    repo, metrics = pipeline.repo, pipeline.first_outputs.eval_json
+    manifest = pd.read_csv(repo / "data" / "merged" / "manifest.csv")
+    held = manifest[manifest["source"] == "demo-other-generator"]
+    copies = held[held["status"] == "duplicate"]
+    assert len(held) == 5 and len(copies) == 3  # renders 7-9 are demo-renders' own
+    assert copies["detail"].str.startswith("of training file demo-renders/").all()
+    trained = manifest[manifest["source"] == "demo-renders"]
+    assert (trained["status"] == "accepted").all()  # training lost nothing to them
+    split = pd.read_csv(repo / "data" / "split" / "split.csv")
+    eval_rows = split[split["role"] == "eval"]
+    assert set(eval_rows["source"]) == {"demo-other-shop", "demo-other-generator"}
+    assert (eval_rows["split"] == "eval").all() and (split["role"] == "train").sum() > 0
+    assert set(split.loc[split["split"] != "eval", "role"]) == {"train"}
+    line = next(x for x in pipeline.first.stdout.splitlines() if x.startswith("train: seed_cnn"))
+    counts = split["split"].value_counts()
+    assert f"{counts['train']} train / {counts['val']} val images" in line
+    assert line.endswith("from demo-compiled, demo-photos, demo-renders"), line
+    cross = metrics["cross_source"]
+    assert {k: v["n"] for k, v in cross.items()} == {
+        "demo-other-generator": 2,
+        "demo-other-shop": 4,
+    }
+    assert 0 <= cross["demo-other-shop"]["false_positive_rate"] <= 1
+    assert 0 <= cross["demo-other-generator"]["detection_rate"] <= 1
+    assert "demo-other-generator" in cross["demo-other-shop"]["roc_auc_vs"]
+    rows = pipeline.first_outputs.json("metrics/plots/cross_source.json")
+    assert [r["source"] for r in rows] == ["demo-other-generator (n=2)", "demo-other-shop (n=4)"]
+    assert "cross_source.demo-other-shop.false_positive_rate" in pipeline.metrics_show.stdout
 
 
 def test_metrics_show_lists_the_eval_metrics(pipeline: PipelineRun) -> None:

@@ -79,7 +79,8 @@ def test_outputs_exist_and_agree(repo: Path) -> None:
     assert len(accepted) > 0
     assert len(accepted) == len(index) == len(split)
     assert set(index["id"]) == set(accepted["id"]) == set(split["id"])
-    assert set(split["split"]) == {"train", "val", "test"}
+    assert set(split["split"]) == {"train", "val", "test", "eval"}
+    assert ((split["split"] == "eval") == (split["role"] == "eval")).all()  # held-out sources
     assert set(split["label"]) == {"real", "ai"}
     assert {"shard", "offset", "length"}.isdisjoint(split.columns)
     assert all((repo / "data/standardized" / s).is_file() for s in set(index["shard"]))

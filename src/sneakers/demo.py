@@ -724,9 +724,16 @@ def _draw(fn: Callable[..., Any], indices: list[int], seed: int, size: int, desc
     return list(parallel_map(partial(fn, seed=seed, size=size), indices, workers=0, desc=desc))
 
 
+def _indices(settings: Mapping[str, Any], count: int) -> list[int]:
+    """Picture indices `start` .. `start + count`: a source drawn from a later start (an eval
+    source, say) holds pictures that no source from 0 holds."""
+    start = int(settings.get("start", 0))
+    return list(range(start, start + int(settings.get("count", count))))
+
+
 def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
     """Kaggle nike-adidas-converse layout: train/test split by index, one folder per brand."""
-    indices = list(range(int(settings.get("count", 150))))
+    indices = _indices(settings, 150)
     files = _draw(_photo_file, indices, seed, int(settings.get("size", 240)), "demo photos")
     written = []
     for i, data in zip(indices, files, strict=True):
@@ -738,7 +745,7 @@ def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list
 
 def _write_renders(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
     """MidJourney-like dump: high-resolution PNGs with random names in one folder."""
-    indices = list(range(int(settings.get("count", 180))))
+    indices = _indices(settings, 180)
     files = _draw(_render_file, indices, seed, int(settings.get("size", 1024)), "demo renders")
     return [_write(out_dir / f"{name}.png", data) for name, data in files]
 

@@ -229,7 +229,8 @@ def train(
     precision = resolve_precision(settings.precision, device)
     eval_precision = resolve_precision(settings.eval_precision, device)
     print(f"train: {arch} ({count_parameters(model):,} parameters) on {device_label(device)} "
-          f"in {precision}, {len(train_data)} train / {len(val_data)} val images")  # fmt: skip
+          f"in {precision}, {len(train_data)} train / {len(val_data)} val images "
+          f"from {', '.join(sorted(set(train_data.rows['source'])))}")  # fmt: skip
     best: dict[str, Any] = {"val_loss": float("inf")}
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
