@@ -147,3 +147,16 @@ def test_rejects_malformed_input() -> None:
         metrics.log_loss([0, 1], [0.5, 1.5])
     with pytest.raises(ValueError, match="at least one"):
         metrics.log_loss([], [])
+
+
+def test_threshold_at_fpr_by_hand() -> None:
+    """Ten reals and four AI: a 10% target allows one real at or above the threshold."""
+    y = [0] * 10 + [1] * 4
+    p = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.5, 0.95, 0.3, 0.6, 0.9, 0.97]
+    t = metrics.threshold_at_fpr(y, p, 0.1)
+    assert t == pytest.approx(0.6)  # below it the 0.5 real is called AI too: 20%
+    called = np.asarray(p) >= t
+    assert called[:10].mean() == 0.1 and called[10:].sum() == 3
+    assert metrics.threshold_at_fpr(y, p, 0.2) == pytest.approx(0.3)
+    assert metrics.threshold_at_fpr(y, p, 0.0) == pytest.approx(0.97)  # no real called AI
+    assert metrics.threshold_at_fpr([1, 1], [0.2, 0.9], 0.05) == 0.5

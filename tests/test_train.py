@@ -13,7 +13,7 @@ from torch import nn
 
 from sneakers.errors import SneakersError
 from sneakers.inference import model_from_artifact, predict_proba, resolve_device, to_input
-from sneakers.metrics import choose_threshold, log_loss
+from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
 from sneakers.train import DeviceBatches, TrainSettings, make_loader, recalibrate_batchnorm
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def test_settings_from_params_accepts_the_real_section() -> None:
         ({"threshold": 1.5}, "threshold"),
         ({"threshold": 0}, "threshold"),
         ({"threshold": "best"}, "threshold"),
+        ({"threshold": "val_fpr", "target_fpr": 1.0}, "target_fpr"),
         ({"epochs": 0}, "epochs"),
         ({"precision": "fp16"}, "precision"),
         ({"eval_precision": "half"}, "eval_precision"),
@@ -110,6 +111,15 @@ def test_threshold_is_chosen_on_validation(trained: Trained) -> None:
     assert 0 < threshold < 1
     expected = choose_threshold(trained.splits["val"].labels.numpy(), val_p_ai(trained))
     assert threshold == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_fpr_rule_fixes_the_threshold_on_validation_reals(
+    train_run: Callable[..., Trained],
+) -> None:
+    run = train_run(epochs=1, threshold="val_fpr", target_fpr=0.1)
+    y, p = run.splits["val"].labels.numpy(), val_p_ai(run)
+    assert run.artifact["threshold"] == pytest.approx(threshold_at_fpr(y, p, 0.1), abs=1e-6)
+    assert (p[y == 0] >= run.artifact["threshold"]).mean() <= 0.1
 
 
 def test_a_fixed_threshold_is_kept(train_run: Callable[..., Trained]) -> None:

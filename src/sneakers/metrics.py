@@ -163,6 +163,16 @@ def choose_threshold(y_true: ArrayLike, p_ai: ArrayLike) -> float:
     return float(best[np.argmin(np.abs(best - 0.5))])
 
 
+def threshold_at_fpr(y_true: ArrayLike, p_ai: ArrayLike, target: float) -> float:
+    """The lowest threshold on P(ai) that calls at most `target` of the real pictures AI (the
+    most detections at that false-positive rate), meant to be fitted on validation data."""
+    y, p = _check_inputs(y_true, p_ai)
+    if not _has_both_classes(y):
+        return 0.5
+    fpr, _, thresholds = roc_curve(y, p, drop_intermediate=False)  # p >= threshold, as ours
+    return float(min(thresholds[fpr <= target][-1], 1.0))
+
+
 def classification_report(
     y_true: ArrayLike,
     p_ai: ArrayLike,

@@ -34,11 +34,14 @@ from sneakers.inference import (
     resolve_precision,
     to_input,
 )
-from sneakers.metrics import choose_threshold, log_loss
+from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
 from sneakers.model import ARCHS, build_model, count_parameters
 from sneakers.params import settings_from
 from sneakers.perturb import AugmentSettings, augment_batch
 
+# val: best balanced accuracy on validation; val_fpr: most detections at train.target_fpr of
+# the validation reals called AI.
+THRESHOLD_RULES = ("val", "val_fpr")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
@@ -66,7 +69,8 @@ class TrainSettings:
     device: str = "auto"
     precision: str = "auto"  # training steps: auto | fp32 | bf16
     eval_precision: str = "auto"  # validation here, and the evaluate stage
-    threshold: str | float = "val"
+    threshold: str | float = "val"  # val | val_fpr | a number
+    target_fpr: float = 0.05  # for threshold val_fpr
     precise_bn: bool = True
 
     @classmethod
@@ -79,10 +83,12 @@ class TrainSettings:
         }
         low = {"epochs": 1, "batch_size": 1, "lr": 0, "weight_decay": 0, "num_workers": 0}
         settings = settings_from(cls, section, "train", choices, low)
-        if settings.threshold != "val" and not (
+        if settings.threshold not in THRESHOLD_RULES and not (
             isinstance(settings.threshold, int | float) and 0 < settings.threshold < 1
         ):
-            raise SneakersError("train.threshold must be 'val' or a number between 0 and 1")
+            raise SneakersError("train.threshold must be val, val_fpr or a number between 0 and 1")
+        if not 0 <= settings.target_fpr < 1:
+            raise SneakersError(f"train.target_fpr is {settings.target_fpr}; use 0 <= it < 1")
         return settings
 
 
@@ -256,11 +262,13 @@ def train(
             }
     model.load_state_dict(best["state"])
     p_val = predict_proba(model, val_data.images, device, settings.batch_size, eval_precision)
-    threshold = (
-        choose_threshold(val_data.labels.numpy(), p_val)
-        if settings.threshold == "val"
-        else float(settings.threshold)
-    )
+    y_val = val_data.labels.numpy()
+    if settings.threshold == "val":
+        threshold = choose_threshold(y_val, p_val)
+    elif settings.threshold == "val_fpr":
+        threshold = threshold_at_fpr(y_val, p_val, settings.target_fpr)
+    else:
+        threshold = float(settings.threshold)
     seconds = round(time.perf_counter() - started, 1)
     log.summary.update(
         best_epoch=best["epoch"],
