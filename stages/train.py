@@ -15,13 +15,14 @@ from sneakers.train import ModelSettings, TrainSettings, train
 
 def main() -> None:
     params = load_params()
-    arch = ModelSettings.from_params(section(params, "model")).arch
+    model = ModelSettings.from_params(section(params, "model"))
     settings = TrainSettings.from_params(section(params, "train"))
     augment = settings_from(AugmentSettings, section(params, "augment"), "augment")
     resolve_device(settings.device)  # a missing GPU is reported before any data is read
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        artifact = train(splits, arch, settings, params["seed"], live, augment)
+        artifact = train(splits, model.arch, settings, params["seed"], live, augment,
+                         model.arch_args())  # fmt: skip
     standardize = StandardizeSettings.from_params(section(params, "standardize"))
     recipe = standardize.recipe(section(params, "merge")["max_pixels"])
     artifact.update(

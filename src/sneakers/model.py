@@ -9,14 +9,22 @@ convolutions (32, 64, 128 filters), each followed by ReLU then BatchNorm, each s
   first linear layer.
 - ``GapCNN`` replaces the flatten with global average pooling -> Linear(128, 2), keeping the
   trunk but using ~0.3M parameters, so it is far less prone to memorising the training set.
+- ``resnet18``: torchvision's ResNet-18, trained from scratch (no pretrained weights: none can
+  be downloaded here, and ImageNet features are about content, not generation traces).
 
 Models take float tensors N x 3 x H x W, already normalised, and return 2 logits (index 1 = ai).
+With ``input="npr"`` a model sees the picture's neighbouring-pixel residual instead of the
+picture (Tan et al., CVPR 2024): what upsampling inside a generator leaves, with less content.
 """
 
 from collections.abc import Callable
 from typing import Any
 
+import torch.nn.functional as F
+import torchvision
 from torch import Tensor, nn
+
+INPUTS = ("rgb", "npr")
 
 STAGE_WIDTHS: tuple[int, ...] = (32, 64, 128)
 CONVS_PER_STAGE = 2
@@ -48,12 +56,28 @@ def trunk_output_size(image_size: int) -> int:
     return size
 
 
+class NPR(nn.Module):
+    """x minus its 2x nearest-neighbour down- and upsampled copy: each pixel against its 2x2
+    block's corner, which is where a generator's upsampling shows."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        small = F.interpolate(x, scale_factor=0.5, mode="nearest")
+        return x - F.interpolate(small, size=x.shape[-2:], mode="nearest")
+
+
+def input_layer(name: str) -> nn.Module:
+    if name not in INPUTS:
+        raise ValueError(f"unknown model.input {name!r}; choose one of: {', '.join(INPUTS)}")
+    return NPR() if name == "npr" else nn.Identity()
+
+
 class SeedCNN(nn.Module):
     """The study's CNN: conv trunk, then a large fully connected head on the flattened map."""
 
-    def __init__(self, image_size: int) -> None:
+    def __init__(self, image_size: int, input: str = "rgb") -> None:
         super().__init__()
         side = trunk_output_size(image_size)
+        self.input = input_layer(input)
         self.features = conv_trunk()
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -63,15 +87,16 @@ class SeedCNN(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(self.input(x)))
 
 
 class GapCNN(nn.Module):
     """Same trunk with a global-average-pooling head: size-independent and few parameters."""
 
-    def __init__(self, image_size: int, dropout: float = 0.0) -> None:
+    def __init__(self, image_size: int, dropout: float = 0.0, input: str = "rgb") -> None:
         super().__init__()
         trunk_output_size(image_size)  # validate early, like SeedCNN, rather than at forward time
+        self.input = input_layer(input)
         self.features = conv_trunk()
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
@@ -81,12 +106,20 @@ class GapCNN(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(self.input(x)))
+
+
+def resnet18(image_size: int, input: str = "rgb") -> nn.Module:
+    """torchvision's ResNet-18 from scratch, 2 classes; any size from 32 px (adaptive pooling)."""
+    if image_size < 32:
+        raise ValueError(f"image_size {image_size} is too small for resnet18 (minimum 32)")
+    return nn.Sequential(input_layer(input), torchvision.models.resnet18(num_classes=NUM_CLASSES))
 
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "seed_cnn": SeedCNN,
     "gap_cnn": GapCNN,
+    "resnet18": resnet18,
 }
 
 

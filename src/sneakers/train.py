@@ -35,7 +35,7 @@ from sneakers.inference import (
     to_input,
 )
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
-from sneakers.model import ARCHS, build_model, count_parameters
+from sneakers.model import ARCHS, INPUTS, build_model, count_parameters
 from sneakers.params import settings_from
 from sneakers.perturb import AugmentSettings, augment_batch
 
@@ -50,10 +50,15 @@ class ModelSettings:
     """The `model` params section."""
 
     arch: str = "seed_cnn"
+    input: str = "rgb"  # rgb | npr (the neighbouring-pixel residual, model.NPR)
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> ModelSettings:
-        return settings_from(cls, section, "model", {"arch": tuple(ARCHS)})
+        return settings_from(cls, section, "model", {"arch": tuple(ARCHS), "input": INPUTS})
+
+    def arch_args(self) -> dict[str, Any]:
+        """What build_model needs besides arch and size; the artifact keeps it."""
+        return {"input": self.input}
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,7 @@ def train(
     seed: int,
     log: Any,
     augment: AugmentSettings | None = None,
+    arch_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best epoch by validation loss, fix the threshold; return the artifact.
 
@@ -227,7 +233,8 @@ def train(
     device = resolve_device(settings.device)
     train_data, val_data = splits["train"], splits["val"]
     image_size = int(train_data.images.shape[-1])
-    model = build_model(arch, image_size).to(device, memory_format=torch.channels_last)
+    arch_args = arch_args or {}
+    model = build_model(arch, image_size, **arch_args).to(device, memory_format=torch.channels_last)
     optimizer = OPTIMIZERS[settings.optimizer](
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -278,6 +285,7 @@ def train(
     )
     return {
         "arch": arch,
+        "arch_args": arch_args,
         "image_size": image_size,
         "threshold": float(threshold),
         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
