@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 Perturbation = Callable[[Image.Image], Image.Image]
 
@@ -29,7 +29,7 @@ def jpeg(quality: int) -> Perturbation:
 
 
 def rescale(factor: float) -> Perturbation:
-    """Downscale by a factor and back up: the detail lost to a thumbnail."""
+    """Resize by a factor and back (bilinear): below 1 the detail lost to a thumbnail."""
 
     def apply(im: Image.Image) -> Image.Image:
         small = (max(1, round(im.width * factor)), max(1, round(im.height * factor)))
@@ -76,6 +76,10 @@ class AugmentSettings:
     blur_sigma: tuple[float, float] | list[float] = (0.0, 3.0)
     hflip: bool = True
     crop: float = 0.9  # random crop of this fraction of the side, resized back; 1 = off
+    p_resize: float = 0.0  # resampled by a random scale and back (a resampling history)
+    resize_scale: tuple[float, float] | list[float] = (0.5, 1.5)
+    p_color: float = 0.0  # brightness, contrast and saturation each by a factor 1 +- color
+    color: float = 0.2
 
 
 def augment(im: Image.Image, settings: AugmentSettings, rng: np.random.Generator) -> Image.Image:
@@ -87,6 +91,12 @@ def augment(im: Image.Image, settings: AugmentSettings, rng: np.random.Generator
         im = im.crop((x, y, x + side, y + side)).resize(im.size, Image.Resampling.BILINEAR)
     if settings.hflip and rng.random() < 0.5:
         im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    # New switches draw only when on, so runs without them keep their random streams.
+    if settings.p_resize and rng.random() < settings.p_resize:
+        im = rescale(float(rng.uniform(*settings.resize_scale)))(im)
+    if settings.p_color and rng.random() < settings.p_color:
+        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            im = enhance(im).enhance(float(rng.uniform(1 - settings.color, 1 + settings.color)))
     if rng.random() < settings.p_blur:
         im = blur(float(rng.uniform(*settings.blur_sigma)))(im)
     if rng.random() < settings.p_jpeg:
