@@ -142,10 +142,11 @@ def cross_source(
     rows = held.rows.assign(p_ai=predict_proba(model, held.images, device, 64, precision))
     rows["called_ai"] = rows["p_ai"] >= artifact["threshold"]
     rows["is_ai"] = rows["label"] == CLASS_NAMES[1]
+    sources = {str(k): g for k, g in rows.groupby("source", sort=True)}
     out: dict[str, dict[str, Any]] = {}
-    for source, part in rows.groupby("source", sort=True):
+    for source, part in sources.items():
         real, ai = part[~part["is_ai"]], part[part["is_ai"]]
-        out[str(source)] = {
+        out[source] = {
             "n": len(part),
             "accuracy": float((part["called_ai"] == part["is_ai"]).mean()),
             "mean_p_ai": float(part["p_ai"].mean()),
@@ -153,16 +154,16 @@ def cross_source(
             **({"detection_rate": float(ai["called_ai"].mean())} if len(ai) else {}),
             **({"roc_auc": roc_auc(part["is_ai"], part["p_ai"])} if len(real) and len(ai) else {}),
         }
-    pure = {k: g for k, g in rows.groupby("source") if g["is_ai"].nunique() == 1}
-    for name, real in pure.items():
-        if not real["is_ai"].iloc[0]:
-            versus = {
-                str(other): roc_auc(pd.concat([real, ai])["is_ai"], pd.concat([real, ai])["p_ai"])
-                for other, ai in pure.items()
-                if ai["is_ai"].iloc[0]
-            }
-            if versus:
-                out[str(name)]["roc_auc_vs"] = versus
+    pure = {k: g for k, g in sources.items() if g["is_ai"].nunique() == 1}
+    reals = {k: g for k, g in pure.items() if not g["is_ai"].iloc[0]}
+    fakes = {k: g for k, g in pure.items() if g["is_ai"].iloc[0]}
+    for name, real in reals.items():
+        versus = {}
+        for other, ai in fakes.items():
+            pair = pd.concat([real, ai])
+            versus[other] = roc_auc(pair["is_ai"], pair["p_ai"])
+        if versus:
+            out[name]["roc_auc_vs"] = versus
     return out
 
 

@@ -114,11 +114,15 @@ def resample_crop(
     """
     if scale == 1 and not jitter:
         return im
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
-    big = round(size * (scale + (rng.uniform(0, jitter) if jitter else 0.0)))
+    if jitter:
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+        big = round(size * (scale + rng.uniform(0, jitter)))
+        left, top = (int(v) for v in rng.integers(0, big - size + 1, 2))
+    else:
+        big = round(size * scale)
+        left = top = (big - size) // 2
     im = im.resize((big, big), Image.Resampling.LANCZOS)
-    left, top = rng.integers(0, big - size + 1, 2) if jitter else [(big - size) // 2] * 2
-    return im.crop((int(left), int(top), int(left) + size, int(top) + size))
+    return im.crop((left, top, left + size, top + size))
 
 
 def standardize_bytes(
