@@ -19,6 +19,7 @@ from sneakers.inference import (
 from sneakers.params import load_params, section
 from sneakers.plots import (
     confusion_png,
+    heatmaps_png,
     samples_png,
     worst_png,
     write_cross_source_data,
@@ -38,7 +39,9 @@ def main() -> None:
     artifact = load_artifact(Path("models/model.pt"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
-    metrics, predictions = evaluate(artifact, splits, device, precision, params["seed"], histories)
+    metrics, predictions, explained = evaluate(
+        artifact, splits, device, precision, params["seed"], histories
+    )
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
@@ -61,6 +64,7 @@ def main() -> None:
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")
     worst_png(splits["test"], predictions, figures / "worst.png")
+    heatmaps_png(explained, figures / "heatmaps.png")
     test = metrics["test"]
     print(f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
           f"roc_auc {test['roc_auc']}")  # fmt: skip

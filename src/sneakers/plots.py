@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sneakers.data import CLASS_NAMES, SplitData  # noqa: E402
+from sneakers.explain import Explained, overlay  # noqa: E402
 from sneakers.files import write_json  # noqa: E402
 from sneakers.metrics import pr_points, reliability_bins, roc_points  # noqa: E402
 
@@ -114,6 +115,30 @@ def worst_png(data: SplitData, predictions: pd.DataFrame, path: Path, count: int
     titles = [f"{test['label'][i]} · P(ai)={test['p_ai'][i]:.2f}" for i in order]
     colors = ["red" if test["label"][i] != test["predicted"][i] else "green" for i in order]
     image_grid(images, titles, colors, path)
+
+
+def heatmaps_png(explained: Explained, path: Path) -> None:
+    """Grad-CAM overlays, a row per group (test or held-out, true class), mistakes first; each
+    titled with source, true label and P(ai), red where the call was wrong."""
+    rows = explained.rows
+    groups = list(dict.fromkeys(rows["group"])) or ["nothing to show"]
+    cols = max([int((rows["group"] == g).sum()) for g in groups] + [1])
+    fig, axes = plt.subplots(
+        len(groups), cols, figsize=(2 * cols, 2.35 * len(groups)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, group in enumerate(groups):
+        axes[r, 0].text(-0.08, 0.5, group, rotation=90, ha="right", va="center",
+                        transform=axes[r, 0].transAxes, fontsize=9)  # fmt: skip
+        for c, i in enumerate(np.flatnonzero(rows["group"] == group)):
+            row, ax = rows.iloc[i], axes[r, c]
+            ax.imshow(overlay(explained.images[i], explained.heat[i]))
+            color = "green" if row["predicted"] == row["label"] else "red"
+            ax.set_title(f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
+                         fontsize=7, color=color)  # fmt: skip
+    fig.suptitle("Grad-CAM: where the model looks for the class it called (red: wrong)")
+    _save(fig, path)
 
 
 def table_png(table: pd.DataFrame, title: str, path: Path, max_rows: int = 8) -> None:
