@@ -64,9 +64,7 @@ def main() -> None:
 
         pixels = np.stack([prepare(p, pre)[0] for p in paths])
         images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
-        scored = score([Row(p) for p in paths], model, pre, threshold, CPU, args.batch_size, "fp32")
-        targets = np.array([row.label == "ai" for row in scored], dtype=int)
-        heat = heatmaps(model, images, targets, CPU)
+        heat = heatmaps(model, images, CPU)
         boxes = [object_box(image) for image in pixels]
         inside = [mass_in_box(h, b) for h, b in zip(heat, boxes, strict=True) if b]
         area = [(b[2] - b[0]) * (b[3] - b[1]) / pre.size**2 for b in boxes if b]

@@ -137,7 +137,7 @@ def heatmaps_png(explained: Explained, path: Path) -> None:
             color = "green" if row["predicted"] == row["label"] else "red"
             ax.set_title(f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
                          fontsize=7, color=color)  # fmt: skip
-    fig.suptitle("Grad-CAM: where the model looks for the class it called (red: wrong)")
+    fig.suptitle("Grad-CAM: where the model sees evidence for AI (red title: wrong call)")
     _save(fig, path)
 
 

@@ -284,8 +284,7 @@ def score_batch(
         row.p_ai = float(p)
         row.label = CLASS_NAMES[1] if p >= threshold else CLASS_NAMES[0]
     if overlays is not None:
-        targets = np.array([row.label == CLASS_NAMES[1] for row, _ in batch], dtype=int)
-        heat = heatmaps(model, images, targets, device)
+        heat = heatmaps(model, images, device)
         for (row, pixels), h in zip(batch, heat, strict=True):
             save_overlay(pixels, h, overlays.place(row.path))
 
