@@ -7,6 +7,7 @@ from pathlib import Path
 from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
+from sneakers.explain import heatmaps_png
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
 from sneakers.inference import (
@@ -19,7 +20,6 @@ from sneakers.inference import (
 from sneakers.params import load_params, section
 from sneakers.plots import (
     confusion_png,
-    heatmaps_png,
     samples_png,
     worst_png,
     write_cross_source_data,

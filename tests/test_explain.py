@@ -3,12 +3,24 @@ following it when it moves), for every architecture; overlays and the shoe-box m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import SYNTH_SIZE, StubLog, Trained, model_like_trained, synthetic_split
+from PIL import Image
 
-from sneakers.explain import heatmaps, mass_in_box, object_box, overlay, target_layer
+from sneakers.explain import (
+    Explained,
+    heatmaps,
+    heatmaps_png,
+    mass_in_box,
+    object_box,
+    overlay,
+    target_layer,
+)
 from sneakers.inference import model_from_artifact
 from sneakers.model import ARCHS
 from sneakers.train import TrainSettings, train
@@ -74,6 +86,11 @@ def test_a_model_without_a_known_layer_is_refused() -> None:
         target_layer(torch.nn.Linear(2, 2))
 
 
+def assert_png(path: Path, size: tuple[int, int]) -> None:
+    with Image.open(path) as im:
+        assert (im.format, im.size) == ("PNG", size)
+
+
 def test_overlay_keeps_the_picture_where_the_heatmap_is_cold() -> None:
     image = np.full((8, 8, 3), 200, dtype=np.uint8)
     heat = np.zeros((8, 8), dtype=np.float32)
@@ -92,3 +109,18 @@ def test_object_box_and_mass_in_box() -> None:
     heat[2:5, 3:9], heat[0, 0] = 1.0, 2.0
     assert mass_in_box(heat, (2, 3, 5, 9)) == pytest.approx(18 / 20)
     assert mass_in_box(np.zeros((3, 3)), (0, 0, 1, 1)) == 0.0
+
+
+def test_heatmaps_png_draws_a_row_per_group_even_when_empty(tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        {"group": ["test real", "test real", "held-out ai"], "source": ["a", "a", "gen"],
+         "label": ["real", "real", "ai"], "predicted": ["ai", "real", "ai"],
+         "p_ai": [0.9, 0.1, 0.8]}
+    )  # fmt: skip
+    images = np.full((3, 16, 16, 3), 120, dtype=np.uint8)
+    heat = np.linspace(0, 1, 3 * 16 * 16, dtype=np.float32).reshape(3, 16, 16)
+    heatmaps_png(Explained(rows, images, heat), tmp_path / "heatmaps.png")
+    assert_png(tmp_path / "heatmaps.png", (400, 470))  # 2 rows (groups), 2 columns
+    empty = Explained(rows.iloc[:0], images[:0], heat[:0])
+    heatmaps_png(empty, tmp_path / "empty.png")
+    assert_png(tmp_path / "empty.png", (200, 235))

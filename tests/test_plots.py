@@ -14,8 +14,7 @@ from PIL import Image
 
 import sneakers.plots
 from sneakers.data import SplitData
-from sneakers.explain import Explained
-from sneakers.plots import confusion_png, heatmaps_png, samples_png, worst_png, write_plot_data
+from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_data
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THRESHOLD = 0.2  # deliberately not 0.5: a big error is then not always a mistake
@@ -131,18 +130,3 @@ def test_worst_png_keeps_the_count(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     seen = capture_grid(monkeypatch)
     worst_png(split_data(), predictions(), tmp_path / "worst.png", count=3)
     assert [int(image[0, 0, 0]) // 40 for image in seen["images"]] == [4, 2, 1]
-
-
-def test_heatmaps_png_draws_a_row_per_group_even_when_empty(tmp_path: Path) -> None:
-    rows = pd.DataFrame(
-        {"group": ["test real", "test real", "held-out ai"], "source": ["a", "a", "gen"],
-         "label": ["real", "real", "ai"], "predicted": ["ai", "real", "ai"],
-         "p_ai": [0.9, 0.1, 0.8]}
-    )  # fmt: skip
-    images = np.full((3, 16, 16, 3), 120, dtype=np.uint8)
-    heat = np.linspace(0, 1, 3 * 16 * 16, dtype=np.float32).reshape(3, 16, 16)
-    heatmaps_png(Explained(rows, images, heat), tmp_path / "heatmaps.png")
-    assert_png(tmp_path / "heatmaps.png")
-    empty = Explained(rows.iloc[:0], images[:0], heat[:0])
-    heatmaps_png(empty, tmp_path / "empty.png")
-    assert_png(tmp_path / "empty.png")

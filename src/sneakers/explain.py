@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 from sneakers.data import CLASS_NAMES
 from sneakers.inference import to_input
 from sneakers.model import GapCNN, SeedCNN
+from sneakers.plots import save_figure
 
 ALPHA = 0.45  # share of the heatmap's colour in an overlay
 AI = CLASS_NAMES.index("ai")
@@ -114,3 +116,27 @@ def explain(
     """The rows' uint8 N x 3 x H x W images with their heatmaps."""
     heat = heatmaps(model, images, device)
     return Explained(rows.reset_index(drop=True), images.permute(0, 2, 3, 1).numpy(), heat)
+
+
+def heatmaps_png(explained: Explained, path: Path) -> None:
+    """Grad-CAM overlays, a row per group (test or held-out, true class), mistakes first; each
+    titled with source, true label and P(ai), red where the call was wrong."""
+    rows = explained.rows
+    groups = list(dict.fromkeys(rows["group"])) or ["nothing to show"]
+    cols = max([int((rows["group"] == g).sum()) for g in groups] + [1])
+    fig, axes = plt.subplots(
+        len(groups), cols, figsize=(2 * cols, 2.35 * len(groups)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, group in enumerate(groups):
+        axes[r, 0].text(-0.08, 0.5, group, rotation=90, ha="right", va="center",
+                        transform=axes[r, 0].transAxes, fontsize=9)  # fmt: skip
+        for c, i in enumerate(np.flatnonzero(rows["group"] == group)):
+            row, ax = rows.iloc[i], axes[r, c]
+            ax.imshow(overlay(explained.images[i], explained.heat[i]))
+            color = "green" if row["predicted"] == row["label"] else "red"
+            ax.set_title(f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
+                         fontsize=7, color=color)  # fmt: skip
+    fig.suptitle("Grad-CAM: where the model sees evidence for AI (red title: wrong call)")
+    save_figure(fig, path)

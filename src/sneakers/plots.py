@@ -15,7 +15,6 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sneakers.data import CLASS_NAMES, SplitData  # noqa: E402
-from sneakers.explain import Explained, overlay  # noqa: E402
 from sneakers.files import write_json  # noqa: E402
 from sneakers.metrics import pr_points, reliability_bins, roc_points  # noqa: E402
 
@@ -77,7 +76,7 @@ def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4, 3.4))
     sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
     ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(images: list[np.ndarray], titles: list[str], colors: list[str], path: Path) -> None:
@@ -92,7 +91,7 @@ def image_grid(images: list[np.ndarray], titles: list[str], colors: list[str], p
         ax.set_title(title, fontsize=8, color=color)
     if not images:
         axes[0, 0].text(0.5, 0.5, "nothing to show", ha="center", va="center")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def samples_png(data: SplitData, path: Path, per_class: int = 6) -> None:
@@ -117,30 +116,6 @@ def worst_png(data: SplitData, predictions: pd.DataFrame, path: Path, count: int
     image_grid(images, titles, colors, path)
 
 
-def heatmaps_png(explained: Explained, path: Path) -> None:
-    """Grad-CAM overlays, a row per group (test or held-out, true class), mistakes first; each
-    titled with source, true label and P(ai), red where the call was wrong."""
-    rows = explained.rows
-    groups = list(dict.fromkeys(rows["group"])) or ["nothing to show"]
-    cols = max([int((rows["group"] == g).sum()) for g in groups] + [1])
-    fig, axes = plt.subplots(
-        len(groups), cols, figsize=(2 * cols, 2.35 * len(groups)), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for r, group in enumerate(groups):
-        axes[r, 0].text(-0.08, 0.5, group, rotation=90, ha="right", va="center",
-                        transform=axes[r, 0].transAxes, fontsize=9)  # fmt: skip
-        for c, i in enumerate(np.flatnonzero(rows["group"] == group)):
-            row, ax = rows.iloc[i], axes[r, c]
-            ax.imshow(overlay(explained.images[i], explained.heat[i]))
-            color = "green" if row["predicted"] == row["label"] else "red"
-            ax.set_title(f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
-                         fontsize=7, color=color)  # fmt: skip
-    fig.suptitle("Grad-CAM: where the model sees evidence for AI (red title: wrong call)")
-    _save(fig, path)
-
-
 def table_png(table: pd.DataFrame, title: str, path: Path, max_rows: int = 8) -> None:
     """A small table as a figure: the top rows of each label."""
     shown = table.groupby("label", group_keys=False).head(max_rows)
@@ -149,10 +124,11 @@ def table_png(table: pd.DataFrame, title: str, path: Path, max_rows: int = 8) ->
     ax.axis("off")
     ax.table(cellText=cells, colLabels=list(shown.columns), loc="center").scale(1, 1.2)
     ax.set_title(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Tight layout, 100 dpi, no timestamp or software tag (same figure, same bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
