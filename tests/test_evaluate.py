@@ -244,3 +244,24 @@ def test_heatmap_picks_put_the_most_confident_mistakes_first() -> None:
     assert heatmap_picks(both, seed=3, per_group=2).equals(picks)  # seeded
     many = heatmap_picks(both, seed=3, per_group=6)
     assert (many["group"] == "test real").sum() == 3  # all there are: 1 wrong, 2 right
+
+
+def test_heatmap_picks_take_turns_between_sources_among_mistakes() -> None:
+    rows = [
+        ("eval", "ai", p, source, None)
+        for source, p in [
+            ("gan", 0.0),
+            ("gan", 0.01),
+            ("gan", 0.02),
+            ("dc", 0.3),
+            ("dc", 0.1),
+            ("gan", 0.9),
+        ]
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "label", "p_ai", "source", "brand"])
+    frame = frame.assign(
+        id=[f"i{i}" for i in range(6)], predicted=np.where(frame["p_ai"] >= 0.5, "ai", "real")
+    )
+    picks = heatmap_picks(frame, seed=0, per_group=4)
+    shown = list(zip(picks["source"], picks["p_ai"], strict=True))
+    assert shown == [("gan", 0.0), ("dc", 0.1), ("gan", 0.01), ("gan", 0.9)]  # 3 wrong, 1 right

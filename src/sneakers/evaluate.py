@@ -167,8 +167,9 @@ def cross_source(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 def heatmap_picks(predictions: pd.DataFrame, seed: int, per_group: int = 6) -> pd.DataFrame:
     """Which pictures the heatmap figure shows: for test and the held-out sources, per true
-    class, the most confident mistakes first (at least half the row where there are that
-    many), then correct ones drawn with the seed; `group` names the row."""
+    class, the most confident mistakes first, taking turns between sources (at least half the
+    row where there are that many), then correct ones drawn with the seed; `group` names the
+    row."""
     rng = np.random.default_rng(seed)
     picks = []
     for split, name in (("test", "test"), (EVAL, "held-out")):
@@ -177,6 +178,8 @@ def heatmap_picks(predictions: pd.DataFrame, seed: int, per_group: int = 6) -> p
             wrong, right = group[group["predicted"] != label], group[group["predicted"] == label]
             confidence = wrong["p_ai"] if label == CLASS_NAMES[0] else 1 - wrong["p_ai"]
             wrong = wrong.loc[confidence.sort_values(ascending=False, kind="stable").index]
+            turn = wrong.groupby("source").cumcount()  # each source's worst, then second worst
+            wrong = wrong.loc[turn.sort_values(kind="stable").index]
             n_wrong = min(len(wrong), max(per_group // 2, per_group - len(right)))
             n_right = min(len(right), per_group - n_wrong)
             drawn = right.iloc[np.sort(rng.choice(len(right), n_right, replace=False))]
