@@ -69,7 +69,7 @@ def pooled(paths: list[str], workers: int, model: nn.Module, pre: Recipe, batch:
         prepared = pool.imap(partial(prepare, pre=pre), paths, chunksize=8)
         for start in range(0, len(paths), batch):
             items = [(Row(p), next(prepared)[0]) for p in paths[start : start + batch]]
-            score_batch(items, model, 0.5, CPU)
+            score_batch(items, model, 0.5, CPU, "fp32")
 
 
 def main() -> None:
@@ -127,7 +127,7 @@ def main() -> None:
             line = ", ".join(f"{name} {n / s:.2f}" for name, s in spent.items())
             if args.pool_workers:
                 rows = [Row(p) for p in paths]
-                serial = seconds(partial(score, rows, model, pre, threshold, CPU, batch))
+                serial = seconds(partial(score, rows, model, pre, threshold, CPU, batch, "fp32"))
                 pool = seconds(partial(pooled, paths, args.pool_workers, model, pre, batch))
                 whole = {"serial": min(whole["serial"], serial), "pool": min(whole["pool"], pool)}
             print(f"round {r}: {line} img/s")

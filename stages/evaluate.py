@@ -7,6 +7,7 @@ from pathlib import Path
 from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
+from sneakers.explain import heatmaps_png
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
 from sneakers.inference import (
@@ -38,7 +39,9 @@ def main() -> None:
     artifact = load_artifact(Path("models/model.pt"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
-    metrics, predictions = evaluate(artifact, splits, device, precision, params["seed"], histories)
+    metrics, predictions, explained = evaluate(
+        artifact, splits, device, precision, params["seed"], histories
+    )
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
@@ -61,6 +64,7 @@ def main() -> None:
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")
     worst_png(splits["test"], predictions, figures / "worst.png")
+    heatmaps_png(explained, figures / "heatmaps.png")
     test = metrics["test"]
     print(f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
           f"roc_auc {test['roc_auc']}")  # fmt: skip

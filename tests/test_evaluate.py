@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from sneakers.data import SplitData
-from sneakers.evaluate import accuracy_by, counterfactual, cross_source, evaluate, split_metrics
+from sneakers.evaluate import (
+    accuracy_by,
+    counterfactual,
+    cross_source,
+    evaluate,
+    heatmap_picks,
+    predict_splits,
+    split_metrics,
+)
 from sneakers.history import History, dominant_histories, resample, with_history
 from sneakers.inference import model_from_artifact, predict_proba
 from sneakers.metrics import roc_auc
@@ -93,7 +101,9 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     size = trained.artifact["image_size"]  # the train stage adds preprocess; train() does not
     pre = {"size": size, "fit": "crop", "jpeg_quality": 90, "max_pixels": 10**8}
     artifact = {**trained.artifact, "preprocess": pre}
-    metrics, preds = evaluate(artifact, trained.splits, torch.device("cpu"), "fp32", 0, HISTORIES)
+    metrics, preds, explained = evaluate(
+        artifact, trained.splits, torch.device("cpu"), "fp32", 0, HISTORIES
+    )
     for name in ("val", "test"):
         report = metrics[name]
         assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
@@ -134,6 +144,16 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     assert shift["ai"] == pytest.approx(
         history["ai_history"]["ai"]["mean_p_ai"] - history["real_history"]["ai"]["mean_p_ai"]
     )
+    assert list(dict.fromkeys(explained.rows["group"])) == ["test real", "test ai"]  # no eval
+    assert explained.images.shape == (12, size, size, 3) and explained.heat.shape == (
+        12,
+        size,
+        size,
+    )
+    position = {image_id: i for i, image_id in enumerate(trained.splits["test"].rows["id"])}
+    first = trained.splits["test"].images[position[explained.rows["id"][0]]]
+    assert (explained.images[0] == first.permute(1, 2, 0).numpy()).all()
+    assert metrics["run"]["heatmap_seconds"] >= 0
 
 
 def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> None:
@@ -143,7 +163,11 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     sources = np.where(np.arange(len(y)) % 3 == 0, "mixed", np.where(y == 0, "shop", "gen"))
     held = SplitData(test.images, test.labels, test.rows.assign(source=sources))
     model, cpu = model_from_artifact(trained.artifact, torch.device("cpu")), torch.device("cpu")
-    cross = cross_source(model, trained.artifact, held, cpu, "fp32")
+    scored = predict_splits(
+        model, trained.artifact, {**trained.splits, "eval": held}, cpu, 64, "fp32"
+    )
+    assert list(scored["split"].unique()) == ["val", "test", "eval"]
+    cross = cross_source(scored)
     p_ai = predict_proba(model, test.images, cpu, 64, "fp32")
     called = p_ai >= trained.artifact["threshold"]
     assert set(cross) == {"gen", "mixed", "shop"}
@@ -157,7 +181,8 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     assert cross["mixed"]["roc_auc"] == pytest.approx(roc_auc(y[mixed], p_ai[mixed]))
     both = shop | gen
     assert cross["shop"]["roc_auc_vs"] == {"gen": pytest.approx(roc_auc(y[both], p_ai[both]))}
-    assert cross_source(model, trained.artifact, None, cpu, "fp32") == {}
+    assert cross_source(scored[scored["split"] != "eval"]) == {}
+    assert set(split_metrics(scored, trained.artifact["threshold"], 0)) == {"val", "test"}
 
 
 def test_counterfactual_pictures_carry_the_intended_history() -> None:
@@ -196,3 +221,47 @@ def test_dominant_histories_take_the_most_common_raw_encoding() -> None:
         "real": History("JPEG", 95, 240, 240),
         "ai": History("PNG", None, 1024, 1024),
     }
+
+
+def test_heatmap_picks_put_the_most_confident_mistakes_first() -> None:
+    frame = predictions()
+    held = frame[frame["split"] == "test"].assign(
+        split="eval", source="shop", id=lambda f: "e" + f["id"]
+    )
+    both = pd.concat([frame, held], ignore_index=True)
+    picks = heatmap_picks(both, seed=3, per_group=2)
+    assert list(dict.fromkeys(picks["group"])) == [
+        "test real",
+        "test ai",
+        "held-out real",
+        "held-out ai",
+    ]
+    real = picks[picks["group"] == "test real"]
+    assert list(real["p_ai"]) == [0.6, 0.1] or list(real["p_ai"]) == [0.6, 0.2]  # wrong one first
+    ai = picks[picks["group"] == "test ai"]
+    assert ai["p_ai"].iloc[0] == 0.3 and ai["predicted"].iloc[1] == "ai"
+    assert (picks[picks["group"] == "held-out real"]["id"].str.startswith("e")).all()
+    assert heatmap_picks(both, seed=3, per_group=2).equals(picks)  # seeded
+    many = heatmap_picks(both, seed=3, per_group=6)
+    assert (many["group"] == "test real").sum() == 3  # all there are: 1 wrong, 2 right
+
+
+def test_heatmap_picks_take_turns_between_sources_among_mistakes() -> None:
+    rows = [
+        ("eval", "ai", p, source, None)
+        for source, p in [
+            ("gan", 0.0),
+            ("gan", 0.01),
+            ("gan", 0.02),
+            ("dc", 0.3),
+            ("dc", 0.1),
+            ("gan", 0.9),
+        ]
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "label", "p_ai", "source", "brand"])
+    frame = frame.assign(
+        id=[f"i{i}" for i in range(6)], predicted=np.where(frame["p_ai"] >= 0.5, "ai", "real")
+    )
+    picks = heatmap_picks(frame, seed=0, per_group=4)
+    shown = list(zip(picks["source"], picks["p_ai"], strict=True))
+    assert shown == [("gan", 0.0), ("dc", 0.1), ("gan", 0.01), ("gan", 0.9)]  # 3 wrong, 1 right

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 STAGES = {"fetch", "merge", "standardize", "split", "audit", "train", "evaluate"}
-RUN_TIME_KEYS = ("train_seconds", "eval_seconds", "images_per_second", "train_images_per_second")
+RUN_TIME_KEYS = (
+    "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
+    "heatmap_seconds",
+)  # fmt: skip
 PLOT_TITLES = [
     "Loss",
     "Accuracy",
@@ -44,7 +47,7 @@ PLOT_TITLES = [
     "History sensitivity (test accuracy)",
     "Held-out sources (accuracy)",
 ]
-FIGURES = ["confusion.png", "samples.png", "worst.png"]
+FIGURES = ["confusion.png", "samples.png", "worst.png", "heatmaps.png"]
 CHANGED_EPOCHS = 1
 
 

@@ -305,6 +305,42 @@ def test_batch_size_does_not_change_the_results(cli: Cli, model_path: Path, fold
             assert a["p_ai"] == pytest.approx(b["p_ai"], abs=1e-6)
 
 
+def test_explain_writes_one_overlay_per_scored_file_and_none_for_failed_ones(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "heatmaps"
+    code, out, err = cli("predict", folder, "--model", model_path, "--format", "json",
+                         "--explain", out_dir)  # fmt: skip
+    assert code == 2 and len(rows_of(out)) == len(SCORED) + len(EXPECTED_ERRORS)  # rows as usual
+    written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+    assert written == ["alpha.png", "good.png", "sub/nested.png"]
+    for name in written:
+        with Image.open(out_dir / name) as im:
+            assert (im.format, im.size, im.mode) == ("PNG", (SIZE, SIZE), "RGB")
+    assert err.strip().splitlines()[-1] == f"predict: 3 heatmaps (Grad-CAM, fp32) in {out_dir}"
+
+
+def test_explain_names_never_collide(cli: Cli, model_path: Path, tmp_path: Path) -> None:
+    picture = encode_image(make_picture(1), "PNG")
+    files = [write_bytes(tmp_path / "in" / name, picture) for name in ("a.jpg", "a.png")]
+    out_dir = tmp_path / "out"
+    code, _, _ = cli("predict", *files, "--model", model_path, "--explain", out_dir)
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a-2.png", "a.png"]
+
+
+def test_explain_into_a_file_is_refused_before_any_work(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    taken = write_bytes(tmp_path / "taken.png", b"x")
+    code, out, err = cli("predict", folder, "--model", model_path, "--explain", taken)
+    assert (code, out) == (1, "")
+    assert (
+        one_error_line(err)
+        == f"error: --explain {taken} is a file: name a folder (made if missing)"
+    )
+
+
 # --- usage errors: one line, exit status 1 ---
 
 
@@ -454,3 +490,19 @@ def test_speed_benchmark_runs_and_ends_with_the_ratio(model_path: Path, tmp_path
     missing = subprocess.run([*args[:2], "--model", "absent.pt"], capture_output=True,
                              text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert missing.returncode == 1 and missing.stderr.startswith("error: no model at absent.pt")
+
+
+def test_explain_benchmark_times_both_and_measures_the_shoe_box(
+    model_path: Path, tmp_path: Path
+) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "explain_cost.py"
+    shoe = Image.new("RGB", (64, 64), "white")
+    shoe.paste((30, 40, 50), (10, 20, 50, 44))  # a dark box on white: a shoe box is found
+    write_bytes(tmp_path / "in" / "shoe.png", encode_image(shoe, "PNG"))
+    args = [sys.executable, str(script), str(tmp_path / "in"), "--model", str(model_path),
+            "--rounds", "1"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2].startswith("shoe box found in 1 of 1 pictures: heatmap mass inside ")
+    assert lines[-1].startswith("--explain / predict time: ") and float(lines[-1].split()[-1]) > 0

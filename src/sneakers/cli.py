@@ -108,6 +108,9 @@ def build_parser() -> Parser:
     predict.add_argument("--precision", choices=PRECISIONS, default="auto",
                          help="auto: bf16 where the hardware computes it (CUDA, AMX-BF16 or "
                          "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--explain", type=Path, metavar="DIR",
+                         help="also write a Grad-CAM heatmap overlay of each scored file into DIR "
+                         "(its path under DIR, as .png): where the model looked")  # fmt: skip
 
     info_parser = commands.add_parser(
         "info", help="describe a trained model file", description=INFO_HELP
@@ -127,6 +130,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     code = run(args.paths, args.model, args.format, args.output, args.threshold, args.device,
-               args.batch_size, args.precision)  # fmt: skip
+               args.batch_size, args.precision, args.explain)  # fmt: skip
     if code:
         raise SystemExit(code)  # passes through run_main, which only turns errors into status 1

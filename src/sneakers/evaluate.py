@@ -10,11 +10,13 @@ import pandas as pd
 import torch
 
 from sneakers.data import CLASS_NAMES, SplitData, decode
+from sneakers.explain import Explained, explain
 from sneakers.history import History, resample, with_history
 from sneakers.inference import model_from_artifact, predict_proba
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
 from sneakers.preprocess import Recipe
+from sneakers.split import EVAL
 
 # Resample scales that break the 8x8 grid, each a robustness condition (resampled losslessly,
 # then standardized); the history test resamples by the mild one before swapping histories.
@@ -35,9 +37,11 @@ def predict_splits(
     batch_size: int,
     precision: str,
 ) -> pd.DataFrame:
-    """One row per val/test image: its index facts, split, P(ai) and predicted label."""
+    """One row per val, test and eval image: its index facts, split, P(ai), predicted label."""
     frames = []
-    for name in ("val", "test"):
+    for name in ("val", "test", EVAL):
+        if name not in splits:  # eval: only where the profile has eval sources
+            continue
         data = splits[name]
         p_ai = predict_proba(model, data.images, device, batch_size, precision)
         rows = data.rows[["id", "label", "source", "brand", "path"]].copy()
@@ -51,6 +55,8 @@ def split_metrics(predictions: pd.DataFrame, threshold: float, seed: int) -> dic
     """Headline metrics for val and test, with a bootstrap interval for ROC AUC."""
     out = {}
     for name, part in predictions.groupby("split", sort=False):
+        if name == EVAL:  # scored per source by cross_source, never pooled
+            continue
         y = (part["label"] == CLASS_NAMES[1]).to_numpy(dtype=int)
         report = classification_report(y, part["p_ai"].to_numpy(), threshold, CLASS_NAMES)
         ci = bootstrap_auc_ci(y, part["p_ai"].to_numpy(), seed=seed)
@@ -127,20 +133,12 @@ def history_sensitivity(
     return out
 
 
-def cross_source(
-    model: torch.nn.Module,
-    artifact: dict[str, Any],
-    held: SplitData | None,
-    device: torch.device,
-    precision: str,
-) -> dict[str, dict[str, Any]]:
+def cross_source(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per eval source (never trained or tuned on), at the fixed threshold: n, accuracy, mean
     P(ai), the false-positive rate of its real pictures and the detection rate of its AI ones;
     ROC AUC within a source of both classes, and of each real source against each AI source."""
-    if held is None:
-        return {}
-    rows = held.rows.assign(p_ai=predict_proba(model, held.images, device, 64, precision))
-    rows["called_ai"] = rows["p_ai"] >= artifact["threshold"]
+    rows = predictions[predictions["split"] == EVAL].copy()
+    rows["called_ai"] = rows["predicted"] == CLASS_NAMES[1]
     rows["is_ai"] = rows["label"] == CLASS_NAMES[1]
     sources = {str(k): g for k, g in rows.groupby("source", sort=True)}
     out: dict[str, dict[str, Any]] = {}
@@ -167,6 +165,47 @@ def cross_source(
     return out
 
 
+def heatmap_picks(predictions: pd.DataFrame, seed: int, per_group: int = 6) -> pd.DataFrame:
+    """Which pictures the heatmap figure shows: for test and the held-out sources, per true
+    class, the most confident mistakes first, taking turns between sources (at least half the
+    row where there are that many), then correct ones drawn with the seed; `group` names the
+    row."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for split, name in (("test", "test"), (EVAL, "held-out")):
+        for label in CLASS_NAMES:
+            group = predictions[(predictions["split"] == split) & (predictions["label"] == label)]
+            wrong, right = group[group["predicted"] != label], group[group["predicted"] == label]
+            confidence = wrong["p_ai"] if label == CLASS_NAMES[0] else 1 - wrong["p_ai"]
+            wrong = wrong.loc[confidence.sort_values(ascending=False, kind="stable").index]
+            turn = wrong.groupby("source").cumcount()  # each source's worst, then second worst
+            wrong = wrong.loc[turn.sort_values(kind="stable").index]
+            n_wrong = min(len(wrong), max(per_group // 2, per_group - len(right)))
+            n_right = min(len(right), per_group - n_wrong)
+            drawn = right.iloc[np.sort(rng.choice(len(right), n_right, replace=False))]
+            picks.append(pd.concat([wrong.head(n_wrong), drawn]).assign(group=f"{name} {label}"))
+    return pd.concat(picks, ignore_index=True)
+
+
+def explain_picks(
+    model: torch.nn.Module,
+    splits: dict[str, SplitData],
+    picks: pd.DataFrame,
+    device: torch.device,
+) -> Explained:
+    """Grad-CAM heatmaps of the picked pictures, found by split and id."""
+    position = {
+        (name, image_id): i
+        for name, data in splits.items()
+        for i, image_id in enumerate(data.rows["id"])
+    }
+    images = [
+        splits[s].images[position[(s, i)]] for s, i in zip(picks["split"], picks["id"], strict=True)
+    ]
+    stacked = torch.stack(images) if images else torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    return explain(model, picks, stacked, device)
+
+
 def accuracy_by(predictions: pd.DataFrame, column: str) -> dict[str, dict[str, float]]:
     """Test accuracy per value of column (source, brand), where the manifest knows it."""
     test = predictions[(predictions["split"] == "test") & predictions[column].notna()]
@@ -183,14 +222,18 @@ def evaluate(
     precision: str,
     seed: int,
     histories: dict[str, History],
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics (nested, JSON-ready) and the per-image predictions behind them; precision is
-    fp32 or bf16, already resolved for the device; histories, each class's typical raw file
-    (`history.dominant_histories` of the manifest), for the history test."""
+) -> tuple[dict[str, Any], pd.DataFrame, Explained]:
+    """Metrics (nested, JSON-ready), the per-image predictions behind them and heatmaps of a
+    seeded choice of pictures; precision is fp32 or bf16, already resolved for the device;
+    histories, each class's typical raw file (`history.dominant_histories` of the manifest),
+    for the history test."""
     started = time.perf_counter()
     model = model_from_artifact(artifact, device)  # one model for every scoring below
     predictions = predict_splits(model, artifact, splits, device, 64, precision)
     seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    explained = explain_picks(model, splits, heatmap_picks(predictions, seed), device)
+    heatmap_seconds = time.perf_counter() - started
     metrics = {
         **split_metrics(predictions, artifact["threshold"], seed),
         "by_source": accuracy_by(predictions, "source"),
@@ -199,10 +242,11 @@ def evaluate(
         "history": history_sensitivity(
             model, artifact, splits["test"], histories, device, precision
         ),
-        "cross_source": cross_source(model, artifact, splits.get("eval"), device, precision),
-        "run": {  # val + test scoring, model build included: what a user waits for
+        "cross_source": cross_source(predictions),
+        "run": {  # val, test and eval scoring, model build included: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),
+            "heatmap_seconds": round(heatmap_seconds, 2),
         },
     }
-    return metrics, predictions
+    return metrics, predictions, explained

@@ -76,7 +76,7 @@ def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4, 3.4))
     sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
     ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(images: list[np.ndarray], titles: list[str], colors: list[str], path: Path) -> None:
@@ -91,7 +91,7 @@ def image_grid(images: list[np.ndarray], titles: list[str], colors: list[str], p
         ax.set_title(title, fontsize=8, color=color)
     if not images:
         axes[0, 0].text(0.5, 0.5, "nothing to show", ha="center", va="center")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def samples_png(data: SplitData, path: Path, per_class: int = 6) -> None:
@@ -124,10 +124,11 @@ def table_png(table: pd.DataFrame, title: str, path: Path, max_rows: int = 8) ->
     ax.axis("off")
     ax.table(cellText=cells, colLabels=list(shown.columns), loc="center").scale(1, 1.2)
     ax.set_title(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Tight layout, 100 dpi, no timestamp or software tag (same figure, same bytes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})

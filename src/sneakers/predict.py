@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from sneakers.data import CLASS_NAMES, MEAN, STD, decode
 from sneakers.errors import SneakersError
+from sneakers.explain import heatmaps, save_overlay
 from sneakers.files import classify_entry, walk
 from sneakers.inference import (
     load_artifact,
@@ -251,18 +252,20 @@ def score(
     device: torch.device,
     batch_size: int,
     precision: str,
+    overlays: Overlays | None = None,
 ) -> list[Row]:
-    """Fill in p_ai and label (or error) on every row, batch_size images at a time."""
+    """Fill in p_ai and label (or error) on every row, batch_size images at a time; with
+    overlays, also write each scored file's heatmap."""
     show = None if len(rows) >= PROGRESS_MIN else True  # None: only on a terminal
     with tqdm(total=len(rows), desc="predict", unit="img", disable=show, file=sys.stderr) as bar:
         batch: list[tuple[Row, np.ndarray]] = []
         for item in prepared(rows, pre, bar):
             batch.append(item)
             if len(batch) == batch_size:
-                score_batch(batch, model, threshold, device, precision)
+                score_batch(batch, model, threshold, device, precision, overlays)
                 batch = []
         if batch:
-            score_batch(batch, model, threshold, device, precision)
+            score_batch(batch, model, threshold, device, precision, overlays)
     return rows
 
 
@@ -272,6 +275,7 @@ def score_batch(
     threshold: float,
     device: torch.device,
     precision: str,
+    overlays: Overlays | None = None,
 ) -> None:
     """Stack like data.decode_rows, then score with the pipeline's predict_proba."""
     images = torch.from_numpy(np.stack([p for _, p in batch])).permute(0, 3, 1, 2).contiguous()
@@ -279,6 +283,33 @@ def score_batch(
     for (row, _), p in zip(batch, p_ai, strict=True):
         row.p_ai = float(p)
         row.label = CLASS_NAMES[1] if p >= threshold else CLASS_NAMES[0]
+    if overlays is not None:
+        heat = heatmaps(model, images, device)
+        for (row, pixels), h in zip(batch, heat, strict=True):
+            save_overlay(pixels, h, overlays.place(row.path))
+
+
+class Overlays:
+    """Where `--explain DIR` puts each file's heatmap: its path below the folder that holds all
+    the inputs, under DIR, as .png (a.jpg -> DIR/a.png); a second file that lands on the same
+    name (a.jpg beside a.png) gets -2, -3, ..."""
+
+    def __init__(self, folder: Path, shown: Sequence[str]) -> None:
+        if folder.exists() and not folder.is_dir():
+            raise SneakersError(f"--explain {folder} is a file: name a folder (made if missing)")
+        parents = [os.path.dirname(os.path.abspath(path)) for path in shown]
+        self.base = os.path.commonpath(parents) if parents else ""
+        self.folder, self.used, self.count = folder, set[Path](), 0
+
+    def place(self, shown: str) -> Path:
+        relative = Path(os.path.relpath(os.path.abspath(shown), self.base))
+        target = (self.folder / relative).with_suffix(".png")
+        n = 2
+        while target in self.used:
+            target, n = target.with_name(f"{relative.stem}-{n}.png"), n + 1
+        self.used.add(target)
+        self.count += 1
+        return target
 
 
 # --- output ---
@@ -360,8 +391,10 @@ def run(
     device: str = "auto",
     batch_size: int = 32,
     precision: str = "auto",
+    explain: Path | None = None,
 ) -> int:
-    """The whole command; returns the exit code (0 all scored, 2 some failed)."""
+    """The whole command; returns the exit code (0 all scored, 2 some failed); explain, a folder
+    for one heatmap overlay per scored file."""
     if fmt not in OUTPUT_FORMATS:
         raise SneakersError(f"--format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if threshold is not None and not 0 < threshold < 1:
@@ -374,14 +407,17 @@ def run(
         raise SneakersError(f"no input files found in {' '.join(paths)}")
     for note in inputs.notes:
         print(note, file=sys.stderr)
+    overlays = None if explain is None else Overlays(explain, [r.path for r in inputs.rows])
     torch_device = choose_device(device)
     dtype = resolve_precision(precision, torch_device)
     model, artifact, pre = load_model(model_path, torch_device)
     cut = float(artifact["threshold"] if threshold is None else threshold)
     started = time.perf_counter()
-    rows = score(inputs.rows, model, pre, cut, torch_device, batch_size, dtype)
+    rows = score(inputs.rows, model, pre, cut, torch_device, batch_size, dtype, overlays)
     seconds = time.perf_counter() - started
     write_output(render(rows, fmt), output)
     how = f"{torch_device.type} {dtype}"
     print(summary(rows, inputs.skipped, seconds, how), file=sys.stderr)
+    if overlays is not None:
+        print(f"predict: {overlays.count} heatmaps (Grad-CAM, fp32) in {explain}", file=sys.stderr)
     return EXIT_OK if all(r.error is None for r in rows) else EXIT_SOME_FAILED
