@@ -136,8 +136,22 @@ def standardize_bytes(
 ) -> bytes:
     """Raw file bytes in, standardized JPEG bytes out: fit, resample (1 = off), encode."""
     im = open_image(data, max_pixels, draft_size=round(size * (resample + jitter)))
-    fitted = fit(to_rgb(im), size, policy)
-    return encode_jpeg(resample_crop(fitted, size, resample, jitter, data), quality)
+    return finish(fit(to_rgb(im), size, policy), size, policy, quality, resample, jitter, data)
+
+
+def finish(
+    im: Image.Image,
+    size: int,
+    policy: str,
+    quality: int,
+    resample: float = 1.0,
+    jitter: float = 0.0,
+    key: bytes = b"",
+) -> bytes:
+    """A decoded RGB picture to standardized JPEG bytes: fit, resample, encode. `key` seeds the
+    resample jitter (the raw file's bytes)."""
+    fitted = fit(im, size, policy)
+    return encode_jpeg(resample_crop(fitted, size, resample, jitter, key), quality)
 
 
 @dataclass(frozen=True)
@@ -159,3 +173,14 @@ class Recipe:
     def apply(self, data: bytes) -> bytes:
         return standardize_bytes(data, self.size, self.fit, self.jpeg_quality, self.max_pixels,
                                  self.resample, self.resample_jitter)  # fmt: skip
+
+    def fitted(self, data: bytes) -> Image.Image:
+        """Raw file bytes to the upright RGB picture at size x size, before resample and encode."""
+        draft = round(self.size * (self.resample + self.resample_jitter))  # as in apply
+        im = open_image(data, self.max_pixels, draft_size=draft)
+        return fit(to_rgb(im), self.size, self.fit)
+
+    def finish(self, im: Image.Image, key: bytes) -> bytes:
+        """A picture of any size through the rest of the recipe: fit, resample, encode."""
+        return finish(im, self.size, self.fit, self.jpeg_quality, self.resample,
+                      self.resample_jitter, key)  # fmt: skip
