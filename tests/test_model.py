@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from sneakers.model import ARCHS, NPR, build_model, count_parameters, trunk_output_size
+from sneakers.model import (
+    ARCHS,
+    NPR,
+    Spectrum,
+    build_model,
+    count_parameters,
+    trunk_output_size,
+)
 
 TOY_SIZE = 40  # the smallest convenient size: the unpadded trunk needs at least 36 px
 
@@ -54,14 +61,26 @@ def test_npr_is_each_pixel_minus_its_2x2_blocks_corner() -> None:
     assert odd.shape == (1, 3, 7, 9)
 
 
+def test_spectrum_shows_a_periodic_pattern_as_a_peak_at_its_frequency() -> None:
+    x = torch.randn(1, 3, 32, 32) * 0.1
+    stripes = torch.tensor([1.0, 0.0, -1.0, 0.0]).repeat(8)  # period 4 along the width
+    view = Spectrum()(x + stripes)
+    centre = 16  # fftshift puts zero frequency here; period 4 lands 32 / 4 bins away
+    assert view.shape == x.shape
+    row = view[0, 0, centre]
+    assert row[centre + 8] > row.max() - 1e-4 and row[centre - 8] > row.max() - 1e-4
+    assert torch.allclose(view.mean(dim=(-2, -1)), torch.zeros(1, 3), atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_npr_input_keeps_the_weights_and_changes_what_the_model_sees(arch: str) -> None:
-    rgb, npr = build_model(arch, TOY_SIZE), build_model(arch, TOY_SIZE, input="npr")
-    assert rgb.state_dict().keys() == npr.state_dict().keys()  # old model files still load
-    npr.load_state_dict(rgb.state_dict())
+@pytest.mark.parametrize("view", ["npr", "spectrum"])
+def test_input_views_keep_the_weights_and_change_what_the_model_sees(arch: str, view: str) -> None:
+    rgb, other = build_model(arch, TOY_SIZE), build_model(arch, TOY_SIZE, input=view)
+    assert rgb.state_dict().keys() == other.state_dict().keys()  # old model files still load
+    other.load_state_dict(rgb.state_dict())
     x = torch.randn(2, 3, TOY_SIZE, TOY_SIZE)
     with torch.no_grad():
-        assert not torch.allclose(rgb.eval()(x), npr.eval()(x))
+        assert not torch.allclose(rgb.eval()(x), other.eval()(x))
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

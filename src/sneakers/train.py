@@ -50,7 +50,7 @@ class ModelSettings:
     """The `model` params section."""
 
     arch: str = "seed_cnn"
-    input: str = "rgb"  # rgb | npr (the neighbouring-pixel residual, model.NPR)
+    input: str = "rgb"  # rgb | npr | spectrum (model.NPR, model.Spectrum)
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> ModelSettings:
