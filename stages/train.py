@@ -4,7 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dvclive import Live
-from sneakers.data import CLASS_NAMES, MEAN, STD, load_splits
+from sneakers.data import CLASS_NAMES, MEAN, STD, add_simulated, load_splits
 from sneakers.errors import run_main
 from sneakers.inference import resolve_device, save_artifact, versions
 from sneakers.params import load_params, section, settings_from
@@ -20,6 +20,7 @@ def main() -> None:
     augment = settings_from(AugmentSettings, section(params, "augment"), "augment")
     resolve_device(settings.device)  # a missing GPU is reported before any data is read
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
         artifact = train(splits, model.arch, settings, params["seed"], live, augment,
                          model.arch_args())  # fmt: skip

@@ -265,6 +265,7 @@ def tiny_pipeline_params() -> dict[str, Any]:
     params["merge"]["workers"] = 1
     params["standardize"].update(workers=1, size=64)
     params["train"].update(epochs=2, batch_size=8, num_workers=1, device="cpu")
+    params["simulate"].update(width=8, steps=20, batch_size=4, patch=32)  # still off
     return params
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sneakers.data import load_splits
+from sneakers.data import add_simulated, load_splits
 from sneakers.errors import SneakersError
 from sneakers.standardize import META_COLUMNS, ShardWriter, tar_member
 
@@ -112,3 +112,41 @@ def test_missing_split_csv_points_to_dvc_repro(
     out, _ = standardized
     with pytest.raises(SneakersError, match="dvc repro"):
         load_splits(out, tmp_path / "nope.csv")
+
+
+def simulated_dir(tmp_path: Path, encode: Callable[..., bytes], parents: list[str]) -> Path:
+    """A simulate-stage output: one white fake per parent id."""
+    out = tmp_path / "simulated"
+    out.mkdir()
+    rows = pd.DataFrame({"id": [f"{p}-sim" for p in parents], "label": "ai",
+                         "source": "simulated-transposed", "role": "train", "path": "x.png",
+                         "brand": None, "group": parents})  # fmt: skip
+    white = encode(Image.new("RGB", (SIZE, SIZE), (255,) * 3), "JPEG", quality=95)
+    index = write_shards(rows, [white] * len(parents), out, shard_size=4)
+    index.assign(parent=parents, scale=1.0).to_csv(out / "index.csv", index=False)
+    return out
+
+
+def test_add_simulated_appends_fakes_as_ai(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
+) -> None:
+    out, split = standardized
+    split.to_csv(tmp_path / "split.csv", index=False)
+    train = load_splits(out, tmp_path / "split.csv")["train"]
+    photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
+    both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
+    assert len(both) == len(train) + len(photos)
+    assert both.labels[len(train) :].tolist() == [1] * len(photos)
+    assert int(both.images[len(train) :].float().mean()) > 250  # the white fakes, in order
+    assert set(both.rows["split"]) == {"train"}
+
+
+def test_fakes_of_pictures_outside_the_train_split_are_refused(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
+) -> None:
+    out, split = standardized
+    split.to_csv(tmp_path / "split.csv", index=False)
+    train = load_splits(out, tmp_path / "split.csv")["train"]
+    val_photo = split.loc[(split["split"] == "val") & (split["label"] == "real"), "id"].iloc[0]
+    with pytest.raises(SneakersError, match="not real train photos: run `dvc repro simulate`"):
+        add_simulated(train, simulated_dir(tmp_path, encode, [val_photo]))

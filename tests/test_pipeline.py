@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"fetch", "merge", "standardize", "split", "audit", "train", "evaluate"}
+STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "train", "evaluate"}
 RUN_TIME_KEYS = (
     "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
     "heatmap_seconds",
@@ -233,7 +233,7 @@ def stable(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def data_stage_outs(lock: dict[str, Any]) -> dict[str, Any]:
     """The output hashes dvc.lock records for the data stages."""
-    data_stages = ("fetch", "merge", "standardize", "split")
+    data_stages = ("fetch", "merge", "standardize", "split", "simulate")
     return {name: lock["stages"][name]["outs"] for name in data_stages}
 
 
@@ -305,3 +305,22 @@ def test_an_interrupted_run_resumes_to_the_same_results(
     assert data_stage_outs(again.lock) == data_stage_outs(first.lock)
     assert again.model_sha256 == first.model_sha256
     assert stable(again.eval_json) == stable(first.eval_json)
+
+
+def test_simulated_fakes_join_training_only(pipeline: PipelineRun) -> None:
+    """Switched on, simulate makes one fake per real train photo; train sees them, evaluate's
+    splits do not (last here: this experiment leaves its results in the workspace)."""
+    done = pipeline.sandbox.dvc("exp", "run", "-S", "simulate.enabled=true", check=False)
+    assert_ok(done)
+    assert stages_run(done) == {"simulate", "train", "evaluate"}, done.stdout
+    repo = pipeline.repo
+    fakes = pd.read_csv(repo / "data" / "simulated" / "index.csv")
+    split = pd.read_csv(repo / "data" / "split" / "split.csv")
+    photos = split[(split["split"] == "train") & (split["label"] == "real")]
+    assert sorted(fakes["parent"]) == sorted(photos["id"]) and set(fakes["label"]) == {"ai"}
+    trained = (split["split"] == "train").sum() + len(fakes)
+    assert f" {trained} train / " in done.stdout, done.stdout
+    summary = json.loads((repo / "metrics" / "simulate.json").read_text())
+    assert summary["images"] == len(photos)
+    eval_json = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert eval_json["test"]["n"] == (split["split"] == "test").sum()

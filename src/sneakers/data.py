@@ -67,3 +67,26 @@ def decode_rows(standardized_dir: Path, rows: pd.DataFrame) -> torch.Tensor:
     """Decode each row's standardized JPEG into one N x 3 x H x W uint8 tensor."""
     arrays = [decode(read_image(standardized_dir, row)) for _, row in rows.iterrows()]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def add_simulated(train: SplitData, simulated_dir: Path) -> SplitData:
+    """The train split plus the simulate stage's fakes (labelled ai), each made from one of the
+    split's own photos: a fake of a val or test photo would leak it into training."""
+    rows = read_csv(simulated_dir / "index.csv")
+    if rows.empty:
+        return train
+    strays = set(rows["parent"]) - set(train.rows.loc[train.rows["label"] == "real", "id"])
+    if strays:
+        raise SneakersError(
+            f"{simulated_dir} has fakes of {len(strays)} pictures that are not real train photos: "
+            "run `dvc repro simulate`"
+        )
+    labels = torch.full((len(rows),), CLASS_NAMES.index("ai"), dtype=torch.long)
+    return SplitData(
+        images=torch.cat([train.images, decode_rows(simulated_dir, rows)]),
+        labels=torch.cat([train.labels, labels]),
+        rows=pd.concat(
+            [train.rows, rows.drop(columns=["parent", "scale"]).assign(split="train")],
+            ignore_index=True,
+        ),
+    )

@@ -17,7 +17,8 @@ BRAND_RULES = ("folder", "prefix")
 ROLES = ("train", "eval")  # eval: scored by evaluate only, never split, trained on or tuned on
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 T = TypeVar("T")
-SECTIONS = {"seed", "data", "merge", "standardize", "split", "audit", "model", "train", "augment"}
+SECTIONS = {"seed", "data", "merge", "standardize", "split", "audit", "simulate", "model", "train",
+            "augment"}  # fmt: skip
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 
 

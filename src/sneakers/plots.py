@@ -133,3 +133,19 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
+
+
+def spectrum_png(photos: np.ndarray, fakes: np.ndarray, path: Path) -> None:
+    """Mean high-pass spectra of standardized photos and of their simulated fakes, and the log
+    ratio: the up-sampling peaks the fakes add show as bright dots on a grid."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    views = {
+        "real photos (log magnitude)": np.log(photos),
+        "their simulated fakes (log magnitude)": np.log(fakes),
+        "fakes / photos (log ratio)": np.log(fakes / photos),
+    }
+    for ax, (title, view) in zip(axes, views.items(), strict=True):
+        shown = ax.imshow(np.fft.fftshift(view), cmap="magma", extent=(-0.5, 0.5, 0.5, -0.5))
+        ax.set(title=title, xlabel="cycles / pixel (horizontal)", ylabel="cycles / pixel")
+        fig.colorbar(shown, ax=ax, fraction=0.046)
+    save_figure(fig, path)

@@ -1,0 +1,34 @@
+"""Stage simulate: fakes from an autoencoder trained on the real training photos (train only)."""
+
+from pathlib import Path
+
+from sneakers.errors import run_main
+from sneakers.files import read_csv, write_json
+from sneakers.params import load_params, section
+from sneakers.plots import spectrum_png
+from sneakers.simulate import SimulateSettings, simulate
+from sneakers.standardize import StandardizeSettings
+
+
+def main() -> None:
+    params = load_params()
+    settings = SimulateSettings.from_params(section(params, "simulate"))
+    standardize = StandardizeSettings.from_params(section(params, "standardize"))
+    recipe = standardize.recipe(section(params, "merge")["max_pixels"])
+    split = read_csv(Path("data/split/split.csv"))
+    made = simulate(
+        split, Path("data/raw"), Path("data/simulated"), settings, recipe, params["seed"]
+    )
+    write_json(Path("metrics/simulate.json"), made.summary)
+    figures = Path("metrics/simulate")
+    figures.mkdir(parents=True, exist_ok=True)
+    for old in figures.glob("*.png"):
+        old.unlink()
+    if made.fake_spectrum is not None:
+        spectrum_png(made.photo_spectrum, made.fake_spectrum, figures / "spectrum.png")
+    print(f"simulate: {len(made.index)} simulated fakes into data/simulated"
+          + ("" if settings.enabled else " (simulate.enabled is false)"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)
