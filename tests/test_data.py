@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sneakers.data import add_simulated, load_splits
+from sneakers.data import SplitData, add_simulated, load_splits
 from sneakers.errors import SneakersError
 from sneakers.standardize import META_COLUMNS, ShardWriter, tar_member
 
@@ -127,12 +127,20 @@ def simulated_dir(tmp_path: Path, encode: Callable[..., bytes], parents: list[st
     return out
 
 
-def test_add_simulated_appends_fakes_as_ai(
-    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
-) -> None:
+@pytest.fixture
+def train_and_split(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> tuple[SplitData, pd.DataFrame]:
+    """The fixture's train split, loaded, and the whole split table."""
     out, split = standardized
     split.to_csv(tmp_path / "split.csv", index=False)
-    train = load_splits(out, tmp_path / "split.csv")["train"]
+    return load_splits(out, tmp_path / "split.csv")["train"], split
+
+
+def test_add_simulated_appends_fakes_as_ai(
+    train_and_split: tuple[SplitData, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
+) -> None:
+    train, _ = train_and_split
     photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
     both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
     assert len(both) == len(train) + len(photos)
@@ -142,11 +150,9 @@ def test_add_simulated_appends_fakes_as_ai(
 
 
 def test_fakes_of_pictures_outside_the_train_split_are_refused(
-    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
+    train_and_split: tuple[SplitData, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
 ) -> None:
-    out, split = standardized
-    split.to_csv(tmp_path / "split.csv", index=False)
-    train = load_splits(out, tmp_path / "split.csv")["train"]
+    train, split = train_and_split
     val_photo = split.loc[(split["split"] == "val") & (split["label"] == "real"), "id"].iloc[0]
     with pytest.raises(SneakersError, match="not real train photos: run `dvc repro simulate`"):
         add_simulated(train, simulated_dir(tmp_path, encode, [val_photo]))
