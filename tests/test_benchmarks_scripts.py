@@ -35,6 +35,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("standardize_speed.py", ["--raw", ABSENT], "raw images not found"),
         ("dvc_overhead.py", [ABSENT], "is not a DVC repository"),
         ("precision_parity.py", ["--model", ABSENT], "model not found"),
+        ("spectral_peaks.py", ["--run", ABSENT], "index.csv not found"),
     ],
 )
 def test_missing_data_is_one_clear_line(
