@@ -20,10 +20,8 @@ def main() -> None:
         split, Path("data/raw"), Path("data/simulated"), settings, recipe, params["seed"]
     )
     write_json(Path("metrics/simulate.json"), made.summary)
-    figures = Path("metrics/simulate")
+    figures = Path("metrics/simulate")  # dvc removed the old figure; an empty dir when disabled
     figures.mkdir(parents=True, exist_ok=True)
-    for old in figures.glob("*.png"):
-        old.unlink()
     if made.fake_spectrum is not None:
         spectrum_png(made.photo_spectrum, made.fake_spectrum, figures / "spectrum.png")
     print(f"simulate: {len(made.index)} simulated fakes into data/simulated"

@@ -135,8 +135,16 @@ def standardize_bytes(
     jitter: float = 0.0,
 ) -> bytes:
     """Raw file bytes in, standardized JPEG bytes out: fit, resample (1 = off), encode."""
+    fitted = prepare(data, size, policy, max_pixels, resample, jitter)
+    return finish(fitted, size, policy, quality, resample, jitter, data)
+
+
+def prepare(
+    data: bytes, size: int, policy: str, max_pixels: int, resample: float, jitter: float
+) -> Image.Image:
+    """Raw file bytes to the upright RGB picture at size x size, before resample and encode."""
     im = open_image(data, max_pixels, draft_size=round(size * (resample + jitter)))
-    return finish(fit(to_rgb(im), size, policy), size, policy, quality, resample, jitter, data)
+    return fit(to_rgb(im), size, policy)
 
 
 def finish(
@@ -176,9 +184,8 @@ class Recipe:
 
     def fitted(self, data: bytes) -> Image.Image:
         """Raw file bytes to the upright RGB picture at size x size, before resample and encode."""
-        draft = round(self.size * (self.resample + self.resample_jitter))  # as in apply
-        im = open_image(data, self.max_pixels, draft_size=draft)
-        return fit(to_rgb(im), self.size, self.fit)
+        return prepare(data, self.size, self.fit, self.max_pixels, self.resample,
+                       self.resample_jitter)  # fmt: skip
 
     def finish(self, im: Image.Image, key: bytes) -> bytes:
         """A picture of any size through the rest of the recipe: fit, resample, encode."""

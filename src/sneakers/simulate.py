@@ -48,9 +48,9 @@ class SimulateSettings:
 
     enabled: bool = False
     upsample: str = "transposed"
-    depth: int = 3  # 2x down/up-sampling stages: peaks at periods 2, 4 ... 2**depth
+    depth: int = 2  # 2x down/up-sampling stages: peaks at periods 2, 4 ... 2**depth
     width: int = 32  # channels of the first stage, doubled at each
-    steps: int = 1000
+    steps: int = 2000
     batch_size: int = 16
     patch: int = 64  # training crops, pixels
     lr: float = 0.002
@@ -232,9 +232,8 @@ def simulate(
                     "scale": float(scale)}  # fmt: skip
             shards.add(tar_member(f"{meta['id']}.jpg", fake), [meta], [len(fake)])
             if len(pairs) < SPECTRUM_SAMPLE:
-                pairs.append(
-                    (Image.open(io.BytesIO(recipe.apply(data))), Image.open(io.BytesIO(fake)))
-                )
+                photo = recipe.finish(im, data)  # its standardized bytes, without a re-decode
+                pairs.append((Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(fake))))
         summary.update(images=len(chosen), photos=len(photos), autoencoder_l1=round(loss, 4))
     shards.close()
     index = pd.DataFrame(shards.records, columns=[*COLUMNS, "shard", "offset", "length"])
