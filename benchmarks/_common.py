@@ -116,7 +116,7 @@ def image_size(standardized: Path) -> int:
     """Side length of the images in a standardized folder (from its first image)."""
     from sneakers.data import decode
     from sneakers.files import read_csv
-    from sneakers.standardize import read_image
+    from sneakers.shards import read_image
 
     return int(
         decode(read_image(standardized, read_csv(standardized / "index.csv").iloc[0])).shape[0]
@@ -127,10 +127,9 @@ def standardized_at(standardized: Path, raw: Path, size: int, tmp: Path) -> Path
     """A standardized folder at this size: the given one if its images have that size, else one
     built from the raw images into tmp with the stage's own function (same ids, so the same
     split.csv applies)."""
-    from dataclasses import replace
-
     from sneakers.files import read_csv
-    from sneakers.standardize import StandardizeSettings, standardize_manifest
+    from sneakers.params import StandardizeSettings
+    from sneakers.standardize import standardize_manifest
 
     current = image_size(standardized)
     if size == current:
@@ -141,7 +140,7 @@ def standardized_at(standardized: Path, raw: Path, size: int, tmp: Path) -> Path
     print(f"{standardized} holds {current}px images: standardizing {len(ids)} images of {raw} "
           f"at {size}px into a temporary folder")  # fmt: skip
     out = tmp / "standardized"
-    settings = replace(StandardizeSettings(), size=size)
+    settings = StandardizeSettings(size=size)
     standardize_manifest(raw_manifest(raw, keep_ids=ids), raw.parent, out, settings, 50_000_000)
     return out
 

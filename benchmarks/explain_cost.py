@@ -22,9 +22,10 @@ import torch
 from _common import fail
 from predict_speed import seconds, write_jpegs
 
+from sneakers import artifact
 from sneakers.errors import run_main
 from sneakers.explain import heatmaps, mass_in_box, object_box
-from sneakers.predict import Overlays, Row, find_inputs, load_model, prepare, score
+from sneakers.predict import Overlays, Row, find_inputs, prepare, score
 
 CPU = torch.device("cpu")
 
@@ -37,8 +38,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    model, artifact, pre = load_model(args.model, CPU)
-    threshold = float(artifact["threshold"])
+    loaded, model = artifact.load(args.model, CPU)
+    card, pre = loaded.card, loaded.card.preprocess
+    threshold = card.threshold
     with tempfile.TemporaryDirectory() as tmp:
         if args.paths:
             paths = [r.path for r in find_inputs(args.paths).rows if r.error is None]
@@ -46,7 +48,7 @@ def main() -> None:
             paths = write_jpegs(Path(tmp) / "in", args.images, pre.size)
         if not paths:
             fail(f"no image files under {' '.join(args.paths)}")
-        print(f"model {args.model}: {artifact['arch']} at {pre.size} px; {len(paths)} images, "
+        print(f"model {args.model}: {card.arch} at {pre.size} px; {len(paths)} images, "
               f"batch {args.batch_size}, {torch.get_num_threads()} torch threads")  # fmt: skip
 
         def run(explain: bool) -> float:

@@ -79,8 +79,9 @@ def make_images(raw: Path, n: int, size: int, seed: int) -> None:
 def build_data(tmp: Path, n: int, size: int, seed: int):
     """Raw pictures -> standardized shards -> split.csv -> in-memory splits (the real functions)."""
     from sneakers.data import load_splits
+    from sneakers.params import StandardizeSettings
     from sneakers.split import assign_splits
-    from sneakers.standardize import StandardizeSettings, standardize_manifest
+    from sneakers.standardize import standardize_manifest
 
     raw = tmp / "raw" / "synthetic"
     started = time.perf_counter()
@@ -168,9 +169,10 @@ def ceiling(
 
 
 def real_run(splits, arch: str, epochs: int, batch: int, precision: str, device, seed: int):
-    """The real train(), with train_epoch timed; returns (images/s per epoch, artifact, log,
-    the loader train() made)."""
+    """The real train(), with train_epoch timed; returns (images/s per epoch, what it fitted,
+    log, the loader train() made). Validation runs as in the pipeline: runtime.batch_size."""
     import sneakers.train as train_module
+    from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 
     seconds: list[float] = []
     loaders: list = []
@@ -183,23 +185,17 @@ def real_run(splits, arch: str, epochs: int, batch: int, precision: str, device,
         seconds.append(time.perf_counter() - started)
         return out
 
-    settings = train_module.TrainSettings(
-        epochs=epochs,
-        batch_size=batch,
-        device=device.type,
-        precision=precision,
-        eval_precision=precision,
-        num_workers=0,
-    )
+    settings = TrainSettings(epochs=epochs, batch_size=batch, precision=precision, num_workers=0)
+    runtime = RuntimeSettings(device=device.type, precision=precision)
     n = len(splits["train"])
     seen = n - (n % batch if n % batch == 1 else 0)  # a last batch of one is dropped
     log = Log()
     train_module.train_epoch = timed
     try:
-        artifact = train_module.train(splits, arch, settings, seed, log)
+        fitted = train_module.train(splits, ModelSettings(arch=arch), settings, runtime, seed, log)
     finally:
         train_module.train_epoch = inner
-    return [seen / s for s in seconds], artifact, log, loaders[0]
+    return [seen / s for s in seconds], fitted, log, loaders[0]
 
 
 def steady(rates: list[float]) -> float:
@@ -207,16 +203,21 @@ def steady(rates: list[float]) -> float:
     return statistics.median(rates[1:] if len(rates) > 1 else rates)
 
 
-def test_accuracy(artifact, test, device, batch: int) -> float:
-    """Accuracy at the artifact's threshold, in the precision it was validated in."""
+def test_accuracy(fitted, arch: str, test, device, batch: int) -> float:
+    """Accuracy at the fitted threshold, in the precision it was validated in, of the network
+    rebuilt from the fitted weights as a model file's is (channels_last, eval mode)."""
     import numpy as np
+    import torch
 
-    from sneakers.inference import model_from_artifact, predict_proba
+    from sneakers.inference import predict_proba
+    from sneakers.model import build_model
 
-    model = model_from_artifact(artifact, device)
-    precision = artifact["trained"]["eval_precision"]
+    model = build_model(arch, fitted.image_size)
+    model.load_state_dict(fitted.state_dict)
+    model = model.to(device, memory_format=torch.channels_last).eval()
+    precision = fitted.trained.eval_precision
     p_ai = predict_proba(model, test.images, device, batch, precision)
-    return float(np.mean((p_ai >= artifact["threshold"]) == test.labels.numpy()))
+    return float(np.mean((p_ai >= fitted.threshold) == test.labels.numpy()))
 
 
 def on_device(loader, device) -> bool:
@@ -239,11 +240,11 @@ def measure(splits, args, precision: str, epochs: int, device, clock: Clock) -> 
     steps = max(len(splits["train"]) // args.batch_size, 1)
     top = ceiling("seed_cnn", args.size, args.batch_size, steps, precision, device, args.seed)
     clock.lap(f"{precision} ceiling ({steps} steps after 5 warm-up)")
-    rates, artifact, log, loader = real_run(
+    rates, fitted, log, loader = real_run(
         splits, "seed_cnn", epochs, args.batch_size, precision, device, args.seed
     )
     seconds = clock.lap(f"{precision} train() for {epochs} epochs")
-    accuracy = test_accuracy(artifact, splits["test"], device, args.batch_size)
+    accuracy = test_accuracy(fitted, "seed_cnn", splits["test"], device, args.batch_size)
     clock.lap(f"{precision} test accuracy")
     rate = steady(rates)
     per_epoch = ", ".join(f"{r:.0f}" for r in rates)
@@ -254,8 +255,8 @@ def measure(splits, args, precision: str, epochs: int, device, clock: Clock) -> 
     kept = on_device(loader, device)
     print(f"{precision}: loader {type(loader).__name__}"
           + (" (uint8 train split on the GPU)" if device.type == "cuda" and kept else "")
-          + f"; train loss per epoch {losses}; best epoch {artifact['trained']['best_epoch']}; "
-          f"test accuracy {accuracy:.3f} (threshold {artifact['threshold']:.3f}, "
+          + f"; train loss per epoch {losses}; best epoch {fitted.trained.best_epoch}; "
+          f"test accuracy {accuracy:.3f} (threshold {fitted.threshold:.3f}, "
           f"{len(splits['test'])} images)")  # fmt: skip
     return {"ratio": rate / top, "seconds": seconds, "accuracy": accuracy, "on_device": kept}
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from _common import fail, load, machine, need
 
+from sneakers import artifact
 from sneakers.data import load_splits
-from sneakers.inference import load_artifact, model_from_artifact, predict_proba, resolve_device
+from sneakers.inference import predict_proba, resolve_device
 
 COMPARED = ("fp32", "bf16")
 
@@ -40,15 +41,14 @@ def main() -> None:
     need(args.split, "split.csv", hint)
     if args.batch_size < 1:
         fail("--batch-size must be at least 1")
-    device = resolve_device(args.device)
-    artifact = load_artifact(args.model)
+    device = resolve_device(args.device, "--device")
+    loaded, model = artifact.load(args.model, device)
+    card = loaded.card
     splits = load_splits(args.standardized, args.split)
-    model = model_from_artifact(artifact, device)
-    threshold = artifact["threshold"]
+    threshold = card.threshold
     print(machine())
-    trained_in = artifact["trained"].get("precision", "?")
-    print(f"{args.model}: {artifact['arch']} at {artifact['image_size']}px, threshold "
-          f"{threshold:.4f}, trained in {trained_in}; {load()}")  # fmt: skip
+    print(f"{args.model}: {card.arch} at {card.image_size}px, threshold "
+          f"{threshold:.4f}, trained in {card.trained.precision}; {load()}")  # fmt: skip
     same = total = 0
     for name in args.splits:
         data = splits[name]

@@ -35,9 +35,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from sneakers import artifact
 from sneakers.errors import run_main
 from sneakers.inference import predict_proba
-from sneakers.predict import Row, load_model, prepare, score, score_batch
+from sneakers.predict import Row, prepare, score, score_batch
 from sneakers.preprocess import Recipe
 
 CPU = torch.device("cpu")
@@ -46,6 +47,7 @@ CPU = torch.device("cpu")
 def write_jpegs(folder: Path, count: int, size: int, seed: int = 0) -> list[str]:
     """Smooth colour fields with sensor-like noise, saved as quality-92 JPEGs."""
     rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
         coarse = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
@@ -81,9 +83,10 @@ def main() -> None:
     parser.add_argument("--pool-workers", type=int, default=0)
     args = parser.parse_args()
 
-    model, artifact, pre = load_model(args.model, CPU)
-    n, batch, threshold = args.images, args.batch_size, float(artifact["threshold"])
-    print(f"model {args.model}: {artifact['arch']} at {pre.size} px; {n} images, batch {batch}, "
+    loaded, model = artifact.load(args.model, CPU)
+    card, pre = loaded.card, loaded.card.preprocess
+    n, batch, threshold = args.images, args.batch_size, card.threshold
+    print(f"model {args.model}: {card.arch} at {pre.size} px; {n} images, batch {batch}, "
           f"{torch.get_num_threads()} torch threads, best of {args.rounds} rounds")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:

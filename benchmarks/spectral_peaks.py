@@ -21,8 +21,8 @@ from _common import fail
 from PIL import Image
 
 from sneakers.errors import run_main
+from sneakers.shards import read_image
 from sneakers.simulate import mean_spectrum, peak_ratio
-from sneakers.standardize import read_image
 
 PERIODS = (2, 4, 8)
 

@@ -34,14 +34,14 @@ import resource
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from _common import SHARED_RAW, fail, load, machine, need, raw_manifest
 from PIL import Image
 
 from sneakers.parallel import worker_count
-from sneakers.standardize import StandardizeSettings, standardize_file, standardize_manifest
+from sneakers.params import StandardizeSettings
+from sneakers.standardize import standardize_file, standardize_manifest
 
 MAX_PIXELS = 50_000_000  # params.yaml merge.max_pixels
 
@@ -117,8 +117,8 @@ def main() -> None:
             raw = upscaled(raw, args.upscale, Path(tmp) / "raw" / raw.name)
         manifest = raw_manifest(raw)  # every file accepted; reads each file once (warms cache)
         paths = [raw / p for p in manifest["path"]]
-        settings = replace(
-            StandardizeSettings(), size=args.size, jpeg_quality=args.quality, workers=args.workers
+        settings = StandardizeSettings(
+            size=args.size, jpeg_quality=args.quality, workers=args.workers
         )
         workers = worker_count(args.workers)
         print(machine())

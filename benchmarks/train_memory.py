@@ -59,7 +59,8 @@ def part_peak(args: argparse.Namespace) -> None:
 
     from sneakers.data import SplitData, load_splits
     from sneakers.model import build_model, count_parameters
-    from sneakers.train import TrainSettings, train
+    from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+    from sneakers.train import train
 
     print(f"[peak] after imports: peak RSS {peak_mib():.0f} MiB")
     splits = load_splits(args.standardized, args.split)
@@ -72,9 +73,10 @@ def part_peak(args: argparse.Namespace) -> None:
     splits["train"] = SplitData(full.images[:n], full.labels[:n], full.rows.iloc[:n])
     size = int(full.images.shape[-1])
     params = count_parameters(build_model("seed_cnn", size)) * 4 / MIB
-    settings = TrainSettings(epochs=1, device="cpu", num_workers=0)
+    settings = TrainSettings(epochs=1, num_workers=0)
     started = time.perf_counter()
-    train(splits, "seed_cnn", settings, args.seed, Log())
+    train(splits, ModelSettings(arch="seed_cnn"), settings, RuntimeSettings(device="cpu"),
+          args.seed, Log())  # fmt: skip
     seconds = time.perf_counter() - started
     print(f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
           f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}")  # fmt: skip
@@ -91,7 +93,8 @@ def part_share(args: argparse.Namespace) -> None:
     from sneakers.data import load_splits
     from sneakers.inference import to_input
     from sneakers.model import build_model
-    from sneakers.train import OPTIMIZERS, TrainSettings, make_loader, seed_everything
+    from sneakers.params import TrainSettings
+    from sneakers.train import OPTIMIZERS, make_loader, seed_everything
 
     splits = load_splits(args.standardized, args.split)
     data = splits["train"]
@@ -99,7 +102,7 @@ def part_share(args: argparse.Namespace) -> None:
     train_cache = data.images.nbytes / MIB
     seed_everything(args.seed)
     device = torch.device("cpu")
-    settings = TrainSettings(device="cpu", num_workers=args.workers)
+    settings = TrainSettings(num_workers=args.workers)
     model = build_model("seed_cnn", int(data.images.shape[-1]))
     model = model.to(device, memory_format=torch.channels_last)
     OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr)

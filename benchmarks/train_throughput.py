@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader, Subset
 from sneakers.data import MEAN, STD, SplitData, load_splits
 from sneakers.inference import to_input
 from sneakers.model import build_model
-from sneakers.train import OPTIMIZERS, TrainSettings, make_loader, seed_everything, train_epoch
+from sneakers.params import TrainSettings
+from sneakers.train import OPTIMIZERS, make_loader, seed_everything, train_epoch
 
 
 def head(data: SplitData, n: int) -> SplitData:
@@ -127,7 +128,7 @@ def main() -> None:
         fail("--images must be >= 0 and --batch-size >= 2")
 
     device = torch.device("cpu")
-    settings = TrainSettings(batch_size=args.batch_size, device="cpu", num_workers=0)
+    settings = TrainSettings(batch_size=args.batch_size, num_workers=0)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         standardized = standardized_at(args.standardized, args.raw, args.size, Path(tmp))
         started = time.perf_counter()

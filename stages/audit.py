@@ -3,27 +3,24 @@ apart, before and after standardizing?"""
 
 from pathlib import Path
 
-from sneakers.audit import AuditSettings, audit, encoding_table, history_audit
+from sneakers.audit import audit, encoding_table, history_audit
 from sneakers.errors import run_main
 from sneakers.files import read_csv, write_json
-from sneakers.params import load_params, section
+from sneakers.params import load_params
 from sneakers.plots import table_png
 
 
 def main() -> None:
     params = load_params()
-    settings = AuditSettings.from_params(section(params, "audit"))
-    classifier = settings.classifier
-    quality = section(params, "standardize")["jpeg_quality"]
+    settings, seed = params.audit, params.seed
+    quality = params.standardize.jpeg_quality
     manifest = read_csv(Path("data/merged/manifest.csv"))
     index = read_csv(Path("data/standardized/index.csv"))
     split = read_csv(Path("data/split/split.csv"))
     standardized = Path("data/standardized")
-    result = audit(manifest, split, index, standardized, classifier, params["seed"])
+    result = audit(manifest, split, index, standardized, settings.classifier, seed)
     dirs = (Path("data/raw"), standardized)
-    result["history"] = history_audit(
-        manifest, split, index, dirs, settings, quality, params["seed"]
-    )
+    result["history"] = history_audit(manifest, split, index, dirs, settings, quality, seed)
     write_json(Path("metrics/audit.json"), {"audit": result})
     table_png(encoding_table(manifest), "Raw encodings per class (accepted files)",
               Path("metrics/audit/encodings.png"))  # fmt: skip

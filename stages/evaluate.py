@@ -4,20 +4,15 @@ import json
 import time
 from pathlib import Path
 
+from sneakers import artifact
 from sneakers.data import load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import evaluate
 from sneakers.explain import heatmaps_png
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
-from sneakers.inference import (
-    device_label,
-    load_artifact,
-    resolve_device,
-    resolve_precision,
-    versions,
-)
-from sneakers.params import load_params, section
+from sneakers.inference import device_label, resolve_device, resolve_precision
+from sneakers.params import load_params
 from sneakers.plots import (
     confusion_png,
     samples_png,
@@ -27,33 +22,33 @@ from sneakers.plots import (
     write_plot_data,
     write_robustness_data,
 )
-from sneakers.train import TrainSettings
 
 
 def main() -> None:
     started = time.perf_counter()
     params = load_params()
-    settings = TrainSettings.from_params(section(params, "train"))
-    device = resolve_device(settings.device)
-    precision = resolve_precision(settings.eval_precision, device)
-    artifact = load_artifact(Path("models/model.pt"))
+    runtime = params.runtime
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
+    model, network = artifact.load(Path("models/model.pt"), device)
+    card = model.card
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
     metrics, predictions, explained = evaluate(
-        artifact, splits, device, precision, params["seed"], histories
+        network, card, splits, device, runtime.batch_size, precision, params.seed, histories
     )
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),
-        "arch": artifact["arch"],
-        "epochs": artifact["trained"]["epochs"],
-        "best_epoch": artifact["trained"]["best_epoch"],
+        "arch": card.arch,
+        "epochs": card.trained.epochs,
+        "best_epoch": card.trained.best_epoch,
         "train_seconds": train_summary.get("seconds"),
         "eval_seconds": round(time.perf_counter() - started, 1),
-        "train_precision": artifact["trained"].get("precision"),
+        "train_precision": card.trained.precision,
         "train_images_per_second": train_summary.get("images_per_second"),
         **metrics["run"],
-        **{f"{k}_version": v for k, v in versions().items()},
+        **{f"{k}_version": v for k, v in artifact.versions().items()},
     }
     write_json(Path("metrics/eval.json"), metrics)
     write_plot_data(predictions, Path("metrics/plots"))

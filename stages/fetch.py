@@ -3,16 +3,13 @@
 from pathlib import Path
 
 from sneakers.errors import run_main
-from sneakers.params import active_sources, load_params, section, settings_from
-from sneakers.sources import ArchiveLimits, fetch_all
+from sneakers.params import load_params
+from sneakers.sources import fetch_all
 
 
 def main() -> None:
     params = load_params()
-    limits = settings_from(
-        ArchiveLimits, section(params, "data").get("archive", {}), "data.archive"
-    )
-    fetch_all(active_sources(params), Path("data/raw"), params["seed"], limits)
+    fetch_all(params.data.sources(), Path("data/raw"), params.seed, params.data.archive)
 
 
 if __name__ == "__main__":

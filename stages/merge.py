@@ -4,15 +4,14 @@ from pathlib import Path
 
 from sneakers.errors import run_main
 from sneakers.files import write_atomic, write_json
-from sneakers.merge import MergeSettings, build_manifest, summarize
-from sneakers.params import active_sources, load_params, section
+from sneakers.merge import build_manifest, summarize
+from sneakers.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    settings = MergeSettings.from_params(section(params, "merge"))
-    brands = section(params, "data").get("brands", [])
-    manifest = build_manifest(Path("data/raw"), active_sources(params), brands, settings)
+    data = params.data
+    manifest = build_manifest(Path("data/raw"), data.sources(), data.brands, params.merge)
     summary = summarize(manifest)
     write_atomic(Path("data/merged/manifest.csv"), manifest.to_csv(index=False))
     write_json(Path("data/merged/summary.json"), summary)

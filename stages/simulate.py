@@ -4,21 +4,18 @@ from pathlib import Path
 
 from sneakers.errors import run_main
 from sneakers.files import read_csv, write_json
-from sneakers.params import load_params, section
+from sneakers.params import load_params
 from sneakers.plots import spectrum_png
-from sneakers.simulate import SimulateSettings, simulate
-from sneakers.standardize import StandardizeSettings
+from sneakers.preprocess import Recipe
+from sneakers.simulate import simulate
 
 
 def main() -> None:
     params = load_params()
-    settings = SimulateSettings.from_params(section(params, "simulate"))
-    standardize = StandardizeSettings.from_params(section(params, "standardize"))
-    recipe = standardize.recipe(section(params, "merge")["max_pixels"])
+    settings = params.simulate
+    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     split = read_csv(Path("data/split/split.csv"))
-    made = simulate(
-        split, Path("data/raw"), Path("data/simulated"), settings, recipe, params["seed"]
-    )
+    made = simulate(split, Path("data/raw"), Path("data/simulated"), settings, recipe, params.seed)
     write_json(Path("metrics/simulate.json"), made.summary)
     figures = Path("metrics/simulate")  # dvc removed the old figure; an empty dir when disabled
     figures.mkdir(parents=True, exist_ok=True)

@@ -4,17 +4,16 @@ from pathlib import Path
 
 from sneakers.errors import run_main
 from sneakers.files import read_csv
-from sneakers.params import load_params, section
-from sneakers.standardize import StandardizeSettings, standardize_manifest
+from sneakers.params import load_params
+from sneakers.standardize import standardize_manifest
 
 
 def main() -> None:
     params = load_params()
-    max_pixels = section(params, "merge")["max_pixels"]
-    settings = StandardizeSettings.from_params(section(params, "standardize"))
+    settings = params.standardize
     manifest = read_csv(Path("data/merged/manifest.csv"))
     index = standardize_manifest(
-        manifest, Path("data/raw"), Path("data/standardized"), settings, max_pixels
+        manifest, Path("data/raw"), Path("data/standardized"), settings, params.merge.max_pixels
     )
     print(f"standardize: {len(index)} images at {settings.size}px into data/standardized")
 

@@ -1,44 +1,31 @@
 """Stage train: fit the CNN on the train split, keep the best epoch, write models/model.pt."""
 
-from dataclasses import asdict
 from pathlib import Path
 
 from dvclive import Live
-from sneakers.data import CLASS_NAMES, MEAN, STD, add_simulated, load_splits
+from sneakers import artifact
+from sneakers.artifact import Artifact
+from sneakers.data import add_simulated, load_splits
 from sneakers.errors import run_main
-from sneakers.inference import resolve_device, save_artifact, versions
-from sneakers.params import load_params, section, settings_from
-from sneakers.perturb import AugmentSettings
-from sneakers.standardize import StandardizeSettings
-from sneakers.train import ModelSettings, TrainSettings, train
+from sneakers.inference import resolve_device
+from sneakers.params import load_params
+from sneakers.preprocess import Recipe
+from sneakers.train import train
 
 
 def main() -> None:
     params = load_params()
-    model = ModelSettings.from_params(section(params, "model"))
-    settings = TrainSettings.from_params(section(params, "train"))
-    augment = settings_from(AugmentSettings, section(params, "augment"), "augment")
-    resolve_device(settings.device)  # a missing GPU is reported before any data is read
+    resolve_device(params.runtime.device)  # a missing GPU is reported before any data is read
+    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
     with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        artifact = train(splits, model.arch, settings, params["seed"], live, augment,
-                         model.arch_args())  # fmt: skip
-    standardize = StandardizeSettings.from_params(section(params, "standardize"))
-    recipe = standardize.recipe(section(params, "merge")["max_pixels"])
-    artifact.update(
-        class_names=list(CLASS_NAMES),
-        preprocess={
-            **asdict(recipe),
-            "mean": MEAN,
-            "std": STD,
-        },
-        data_profile=section(params, "data")["profile"],
-        versions=versions(),
-    )
-    save_artifact(Path("models/model.pt"), artifact)
-    print(f"train: best epoch {artifact['trained']['best_epoch']}, "
-          f"threshold {artifact['threshold']:.3f} -> models/model.pt")  # fmt: skip
+        fitted = train(splits, params.model, params.train, params.runtime, params.seed, live,
+                       params.augment)  # fmt: skip
+    model = Artifact.of(fitted, params.model, recipe, params.data.profile)
+    artifact.save(Path("models/model.pt"), model)
+    print(f"train: best epoch {fitted.trained.best_epoch}, "
+          f"threshold {fitted.threshold:.3f} -> models/model.pt")  # fmt: skip
 
 
 if __name__ == "__main__":

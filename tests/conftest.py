@@ -31,8 +31,10 @@ from sneakers.files import FETCH_REPORT
 if TYPE_CHECKING:  # torch and the training code load only when a test trains
     import torch
 
+    from sneakers.artifact import Artifact
     from sneakers.data import SplitData
-    from sneakers.train import TrainSettings
+    from sneakers.params import TrainSettings
+    from sneakers.preprocess import Recipe
 
 GRID = (9, 8)  # columns, rows: the grid dhash samples, so every cell edge is one hash bit
 
@@ -190,8 +192,14 @@ class Trained:
 
     splits: dict[str, SplitData]
     settings: TrainSettings
-    artifact: dict[str, Any]
+    artifact: Artifact
     log: StubLog
+
+    def network(self) -> torch.nn.Module:
+        """The trained network on the CPU, in eval mode."""
+        import torch
+
+        return self.artifact.network(torch.device("cpu"))
 
 
 def synthetic_splits() -> dict[str, SplitData]:
@@ -202,15 +210,30 @@ def synthetic_splits() -> dict[str, SplitData]:
     }
 
 
+def synthetic_recipe(size: int = SYNTH_SIZE) -> Recipe:
+    """The default standardize settings at a synthetic size, as a model file records them."""
+    from sneakers.params import StandardizeSettings
+    from sneakers.preprocess import Recipe
+
+    return Recipe(**StandardizeSettings(size=size).picture_settings(), max_pixels=50_000_000)
+
+
 def train_synthetic(**overrides: Any) -> Trained:
-    """Train on fresh synthetic splits on the CPU with SYNTH_TRAIN, as overridden."""
-    from sneakers.train import TrainSettings, train
+    """Train on fresh synthetic splits on the CPU with SYNTH_TRAIN, as overridden; `input` goes
+    to the model settings and `eval_precision` to the runtime ones, the rest to train's."""
+    from sneakers.artifact import Artifact
+    from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+    from sneakers.train import train
 
     config = {**SYNTH_TRAIN, **overrides}
-    arch, seed = config.pop("arch"), config.pop("seed")
-    settings = TrainSettings(device="cpu", num_workers=0, **config)
+    model = ModelSettings(arch=config.pop("arch"), input=config.pop("input", "rgb"))
+    runtime = RuntimeSettings(device="cpu", precision=config.pop("eval_precision", "auto"))
+    seed = config.pop("seed")
+    settings = TrainSettings(num_workers=0, **config)
     splits, log = synthetic_splits(), StubLog()
-    return Trained(splits, settings, train(splits, arch, settings, seed, log), log)
+    fitted = train(splits, model, settings, runtime, seed, log)
+    artifact = Artifact.of(fitted, model, synthetic_recipe(), "synthetic")
+    return Trained(splits, settings, artifact, log)
 
 
 @pytest.fixture(scope="session")
@@ -264,7 +287,8 @@ def tiny_pipeline_params() -> dict[str, Any]:
     params["data"]["profiles"]["demo"] = TINY_DEMO
     params["merge"]["workers"] = 1
     params["standardize"].update(workers=1, size=64)
-    params["train"].update(epochs=2, batch_size=8, num_workers=1, device="cpu")
+    params["train"].update(epochs=2, batch_size=8, num_workers=1)
+    params["runtime"].update(device="cpu")
     params["simulate"].update(width=8, steps=20, batch_size=4, patch=32)  # still off
     return params
 

@@ -7,22 +7,34 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import synthetic_recipe
+from test_artifact import TRAINED, make_artifact
 
+from sneakers import artifact
 from sneakers.cli import main
-from sneakers.inference import save_artifact
+from sneakers.data import MEAN, STD
 from sneakers.model import build_model, count_parameters
 
+CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "mean",
+             "std", "trained", "data_profile", "versions"]  # fmt: skip
 
-def test_info_describes_an_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model = build_model("gap_cnn", 48)
+
+def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, recipe = build_model("gap_cnn", 48), synthetic_recipe(48)
     path = tmp_path / "model.pt"
-    save_artifact(path, {"arch": "gap_cnn", "image_size": 48, "threshold": 0.4,
-                         "state_dict": model.state_dict(), "data_profile": "demo"})  # fmt: skip
+    saved = make_artifact("gap_cnn", threshold=0.4, recipe=recipe, model=model, profile="demo")
+    artifact.save(path, saved)
     main(["info", str(path)])
     shown = json.loads(capsys.readouterr().out)
-    assert shown["parameters"] == count_parameters(model)
-    assert (shown["arch"], shown["image_size"], shown["threshold"]) == ("gap_cnn", 48, 0.4)
-    assert shown["data_profile"] == "demo"
+    assert list(shown) == ["model", "parameters", *CARD_KEYS]  # no format, no weights
+    assert (shown["model"], shown["parameters"]) == (str(path), count_parameters(model))
+    described = (shown["arch"], shown["input"], shown["image_size"], shown["threshold"])
+    assert described == ("gap_cnn", "rgb", 48, 0.4)
+    assert shown["preprocess"] == recipe.model_dump()  # no mean/std inside: they are beside it
+    assert (shown["mean"], shown["std"], shown["class_names"]) == (MEAN, STD, ["real", "ai"])
+    assert shown["trained"] == TRAINED.model_dump()
+    assert shown["data_profile"] == "demo" and shown["versions"] == saved.card.versions
 
 
 @pytest.mark.parametrize("content", [None, b"not a model"])
@@ -40,12 +52,27 @@ def test_info_refuses_missing_or_foreign_files(
     assert ("dvc repro" in err[0]) if content is None else ("not a sneakers model" in err[0])
 
 
+def test_info_of_a_format_1_model_file_says_to_retrain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "model.pt"
+    old = {"format": "sneakers-model", "format_version": 1, "arch": "gap_cnn",
+           "arch_args": {"input": "rgb"}, "image_size": 48, "threshold": 0.4,
+           "state_dict": build_model("gap_cnn", 48).state_dict()}  # fmt: skip
+    torch.save(old, path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", str(path)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path} is a format 1 model file")
+    assert err[0].endswith("re-train it with `dvc repro`")
+
+
 # --- info: the test metrics beside the standard layout ---
 
 
 def save_tiny(path: Path, threshold: float = 0.4) -> None:
-    save_artifact(path, {"arch": "gap_cnn", "image_size": 48, "threshold": threshold,
-                         "state_dict": build_model("gap_cnn", 48).state_dict()})  # fmt: skip
+    artifact.save(path, make_artifact("gap_cnn", 48, threshold=threshold))
 
 
 def write_eval(threshold: float) -> None:

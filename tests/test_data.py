@@ -12,7 +12,7 @@ from PIL import Image
 
 from sneakers.data import SplitData, add_simulated, load_splits
 from sneakers.errors import SneakersError
-from sneakers.standardize import META_COLUMNS, ShardWriter, tar_member
+from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 
 SIZE = 16
 SPLITS = ["train", "val", "train", "test", "val", "train", "test", "train", "val", "train"]

@@ -9,21 +9,18 @@ from pathlib import Path
 
 import imagehash
 import pytest
+import yaml
 from PIL import Image, JpegImagePlugin
 
 from sneakers.demo import BRANDS, generate_source
+from sneakers.errors import SneakersError
+from sneakers.params import DemoCompiled, DemoPhotos, DemoRenders, validate
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
-PHOTOS = {"kind": "photos", "count": 12}
-RENDERS = {"kind": "renders", "count": 8, "size": 256}
-COMPILED = {
-    "kind": "compiled",
-    "real": 4,
-    "ai": 4,
-    "extra_real": 2,
-    "extra_ai": 2,
-    "render_size": 256,
-}
+PHOTOS = DemoPhotos(kind="photos", count=12)
+RENDERS = DemoRenders(kind="renders", count=8, size=256)
+COMPILED = DemoCompiled(kind="compiled", real=4, ai=4, extra_real=2, extra_ai=2, render_size=256)
 # Standard IJG luminance quantization table (natural order), as libjpeg scales it by quality.
 IJG_LUMA = [
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
@@ -60,7 +57,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, l
     root = tmp_path_factory.mktemp("demo")
     out = {}
     for settings in (PHOTOS, RENDERS, COMPILED):
-        kind = settings["kind"]
+        kind = settings.kind
         out[kind] = (root / kind, generate_source(settings, root / kind, SEED))
     return out
 
@@ -123,10 +120,12 @@ def test_sources_are_deterministic(
     sources: dict[str, tuple[Path, list[Path]]], tmp_path: Path
 ) -> None:
     for settings in (PHOTOS, RENDERS, COMPILED):
-        root, paths = sources[settings["kind"]]
-        again = generate_source(settings, tmp_path / settings["kind"], SEED)
-        assert _digests(again, tmp_path / settings["kind"]) == _digests(paths, root)
-    other = generate_source({**PHOTOS, "count": 2}, tmp_path / "other_seed", SEED + 1)
+        root, paths = sources[settings.kind]
+        again = generate_source(settings, tmp_path / settings.kind, SEED)
+        assert _digests(again, tmp_path / settings.kind) == _digests(paths, root)
+    other = generate_source(
+        PHOTOS.model_copy(update={"count": 2}), tmp_path / "other_seed", SEED + 1
+    )
     assert _digests(other, tmp_path / "other_seed") != _digests(
         sources["photos"][1][:2], sources["photos"][0]
     )
@@ -163,6 +162,11 @@ def test_distinct_pictures_are_far_apart(sources: dict[str, tuple[Path, list[Pat
     assert _phash(dup) - _phash(dup.with_name(dup.name.replace(" (1)", ""))) <= 4
 
 
-def test_unknown_kind_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown demo source kind"):
-        generate_source({"kind": "videos"}, tmp_path, 0)
+def test_unknown_kind_is_rejected() -> None:
+    """A demo kind the package cannot draw is refused when params.yaml is read."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["profiles"]["demo"][0]["demo"] = {"kind": "videos"}
+    with pytest.raises(
+        SneakersError, match=r"^data\.profiles\.demo\[0\]\.demo: needs kind: photos, renders"
+    ):
+        validate(params)

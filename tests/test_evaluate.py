@@ -1,5 +1,5 @@
 """Evaluation: per-split metrics and per-source/brand accuracy from predictions, and the whole
-evaluate() on a small trained artifact."""
+evaluate() on a small trained model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_artifact import make_artifact
 
 from sneakers.data import SplitData
 from sneakers.evaluate import (
@@ -17,11 +18,13 @@ from sneakers.evaluate import (
     cross_source,
     evaluate,
     heatmap_picks,
+    history_sensitivity,
     predict_splits,
+    robustness,
     split_metrics,
 )
 from sneakers.history import History, dominant_histories, resample, with_history
-from sneakers.inference import model_from_artifact, predict_proba
+from sneakers.inference import predict_proba
 from sneakers.metrics import roc_auc
 from sneakers.perturb import CONDITIONS
 from sneakers.probe import probe_bytes
@@ -97,18 +100,17 @@ def test_accuracy_by_source_and_brand_uses_test_rows_only() -> None:
 HISTORIES = {"real": History("JPEG", 95, 40, 40), "ai": History("PNG", None, 64, 64)}
 
 
-def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
-    size = trained.artifact["image_size"]  # the train stage adds preprocess; train() does not
-    pre = {"size": size, "fit": "crop", "jpeg_quality": 90, "max_pixels": 10**8}
-    artifact = {**trained.artifact, "preprocess": pre}
+def test_evaluate_on_a_trained_model(trained: Trained) -> None:
+    card = trained.artifact.card
+    size = card.image_size
     metrics, preds, explained = evaluate(
-        artifact, trained.splits, torch.device("cpu"), "fp32", 0, HISTORIES
+        trained.network(), card, trained.splits, torch.device("cpu"), 64, "fp32", 0, HISTORIES
     )
     for name in ("val", "test"):
         report = metrics[name]
         assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
         assert report["n"] == len(trained.splits[name])
-        assert report["threshold"] == trained.artifact["threshold"]
+        assert report["threshold"] == card.threshold
         assert 0 <= report["accuracy"] <= 1 and report["loss"] > 0
         assert set(report["per_class"]) == {"real", "ai"}
         assert len(report["accuracy_ci95"]) == 2 and len(report["roc_auc_ci95"]) == 2
@@ -119,7 +121,7 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     assert list(preds["split"].unique()) == ["val", "test"]
     test = preds[preds["split"] == "test"]
     assert list(test["id"]) == list(trained.splits["test"].rows["id"])
-    expected = np.where(test["p_ai"] >= trained.artifact["threshold"], "ai", "real")
+    expected = np.where(test["p_ai"] >= card.threshold, "ai", "real")
     assert list(test["predicted"]) == list(expected)
     accuracy = float((test["label"] == test["predicted"]).mean())
     assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
@@ -162,14 +164,14 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     y = test.labels.numpy()
     sources = np.where(np.arange(len(y)) % 3 == 0, "mixed", np.where(y == 0, "shop", "gen"))
     held = SplitData(test.images, test.labels, test.rows.assign(source=sources))
-    model, cpu = model_from_artifact(trained.artifact, torch.device("cpu")), torch.device("cpu")
+    model, cpu = trained.network(), torch.device("cpu")
     scored = predict_splits(
-        model, trained.artifact, {**trained.splits, "eval": held}, cpu, 64, "fp32"
+        model, trained.artifact.card, {**trained.splits, "eval": held}, cpu, 64, "fp32"
     )
     assert list(scored["split"].unique()) == ["val", "test", "eval"]
     cross = cross_source(scored)
     p_ai = predict_proba(model, test.images, cpu, 64, "fp32")
-    called = p_ai >= trained.artifact["threshold"]
+    called = p_ai >= trained.artifact.card.threshold
     assert set(cross) == {"gen", "mixed", "shop"}
     shop, gen, mixed = (sources == "shop"), (sources == "gen"), (sources == "mixed")
     assert cross["shop"]["n"] == shop.sum()
@@ -182,7 +184,36 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     both = shop | gen
     assert cross["shop"]["roc_auc_vs"] == {"gen": pytest.approx(roc_auc(y[both], p_ai[both]))}
     assert cross_source(scored[scored["split"] != "eval"]) == {}
-    assert set(split_metrics(scored, trained.artifact["threshold"], 0)) == {"val", "test"}
+    assert set(split_metrics(scored, trained.artifact.card.threshold, 0)) == {"val", "test"}
+
+
+def assert_nested_close(got: object, expected: object, where: str = "") -> None:
+    """Equal structure and text, numbers equal up to float rounding."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and list(got) == list(expected), where
+        for key, value in expected.items():
+            assert_nested_close(got[key], value, f"{where}.{key}")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, abs=1e-6), where
+    else:
+        assert got == expected, where
+
+
+def test_the_batch_size_only_sets_how_many_pictures_go_per_pass(trained: Trained) -> None:
+    model, card, test = trained.network(), trained.artifact.card, trained.splits["test"]
+    cpu = torch.device("cpu")
+    assert_nested_close(
+        robustness(model, card, test, cpu, 5, "fp32"),
+        robustness(model, card, test, cpu, 64, "fp32"),
+    )
+    assert_nested_close(
+        history_sensitivity(model, card, test, HISTORIES, cpu, 5, "fp32"),
+        history_sensitivity(model, card, test, HISTORIES, cpu, 64, "fp32"),
+    )
+    one = predict_splits(model, card, trained.splits, cpu, 1, "fp32")
+    many = predict_splits(model, card, trained.splits, cpu, 64, "fp32")
+    np.testing.assert_allclose(one["p_ai"], many["p_ai"], atol=1e-6)
+    assert list(one["predicted"]) == list(many["predicted"])
 
 
 def test_counterfactual_pictures_carry_the_intended_history() -> None:
@@ -200,9 +231,8 @@ def test_counterfactual_pictures_carry_the_intended_history() -> None:
             assert (facts["width"], facts["height"]) == (history.width, history.height)
     split = SplitData(torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(),
                       torch.tensor([1]), pd.DataFrame({"id": ["x"]}))  # fmt: skip
-    artifact = {"preprocess": {"size": 40, "fit": "crop", "jpeg_quality": 90,
-                               "max_pixels": 10**8}}  # fmt: skip
-    out = counterfactual(split, artifact, 1.25, HISTORIES["real"])
+    card = make_artifact("seed_cnn", 40).card
+    out = counterfactual(split, card, 1.25, HISTORIES["real"])
     assert out.shape == (1, 3, 40, 40) and out.dtype == torch.uint8
 
 

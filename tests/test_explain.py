@@ -9,9 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SYNTH_SIZE, StubLog, Trained, model_like_trained, synthetic_split
+from conftest import (
+    SYNTH_SIZE,
+    StubLog,
+    Trained,
+    model_like_trained,
+    synthetic_recipe,
+    synthetic_split,
+)
 from PIL import Image
 
+from sneakers.artifact import Artifact
 from sneakers.explain import (
     Explained,
     heatmaps,
@@ -21,9 +29,9 @@ from sneakers.explain import (
     overlay,
     target_layer,
 )
-from sneakers.inference import model_from_artifact
 from sneakers.model import ARCHS
-from sneakers.train import TrainSettings, train
+from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+from sneakers.train import train
 
 CPU = torch.device("cpu")
 SIZE = 72  # larger than conftest's 40 px, so that the last feature map is 11 x 11, not 3 x 3
@@ -45,7 +53,7 @@ def patch_share(heat: np.ndarray, corner: tuple[int, int]) -> float:
 
 
 def test_a_heatmap_has_the_inputs_size_and_is_not_constant(trained: Trained) -> None:
-    model = model_from_artifact(trained.artifact, CPU)
+    model = trained.network()
     test = trained.splits["test"]
     heat = heatmaps(model, test.images[:8], CPU, batch_size=3)
     assert heat.shape == (8, SYNTH_SIZE, SYNTH_SIZE) and heat.dtype == np.float32
@@ -58,8 +66,9 @@ def test_the_heatmap_follows_the_patch_that_makes_a_picture_ai(arch: str) -> Non
     splits = {
         name: synthetic_split(name, 48, SIZE, seed) for seed, name in enumerate(("train", "val"))
     }
-    settings = TrainSettings(device="cpu", epochs=3, lr=0.01, batch_size=8)
-    model = model_from_artifact(train(splits, arch, settings, 1, StubLog()), CPU)
+    net, settings = ModelSettings(arch=arch), TrainSettings(epochs=3, lr=0.01, batch_size=8)
+    fitted = train(splits, net, settings, RuntimeSettings(device="cpu"), 1, StubLog())
+    model = Artifact.of(fitted, net, synthetic_recipe(SIZE), "synthetic").network(CPU)
     corners = [(0, 0), (SIZE - SIDE, SIZE - SIDE)]
     images = torch.stack([patched(c) for c in corners])
     heat = heatmaps(model, images, CPU)

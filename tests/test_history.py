@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.fft
+import yaml
 from PIL import Image, ImageFilter
 
-from sneakers.audit import AuditSettings, history_audit
+from sneakers.audit import history_audit
 from sneakers.errors import SneakersError
 from sneakers.history import (
     VALUES,
@@ -23,12 +24,14 @@ from sneakers.history import (
     luminance,
     quality_table,
 )
-from sneakers.merge import MergeSettings, build_manifest
-from sneakers.params import Source
+from sneakers.merge import build_manifest
+from sneakers.params import AuditSettings, MergeSettings, PathSource, StandardizeSettings, validate
 from sneakers.probe import probe_bytes
+from sneakers.shards import read_image
 from sneakers.split import assign_splits
-from sneakers.standardize import StandardizeSettings, read_image, standardize_manifest
+from sneakers.standardize import standardize_manifest
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 
 
@@ -95,10 +98,21 @@ def test_grid_break_keeps_size_and_quality_and_moves_the_grid() -> None:
     assert Image.open(io.BytesIO(broken)).size == (SIZE, SIZE)
 
 
+def with_control_scale(scale: float) -> dict:
+    """The repository's params.yaml with another audit.control_scale."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["audit"]["control_scale"] = scale
+    return params
+
+
 def test_control_scale_must_break_the_grid() -> None:
-    assert AuditSettings.from_params({"control_scale": 1.25}).control_scale == 1.25
-    with pytest.raises(SneakersError, match="audit.control_scale is 1"):
-        AuditSettings.from_params({"control_scale": 1})
+    """1 would keep the 8x8 grid the control must break; it is refused, as are scales past 2."""
+    assert validate(with_control_scale(1.25)).audit.control_scale == 1.25
+    assert validate(with_control_scale(2)).audit.control_scale == 2
+    with pytest.raises(SneakersError, match=r"^audit\.control_scale: is 1 \(use more than 1"):
+        validate(with_control_scale(1))
+    with pytest.raises(SneakersError, match=r"^audit\.control_scale: is 2\.5 \(use at most 2"):
+        validate(with_control_scale(2.5))
 
 
 def synthetic_histories(tmp_path: Path, fetch_report: Callable[..., Path], n: int = 120) -> Path:
@@ -115,7 +129,7 @@ def synthetic_histories(tmp_path: Path, fetch_report: Callable[..., Path], n: in
 
 def audit_after(raw: Path, out: Path, settings: StandardizeSettings) -> dict:
     """Standardize the raw folder with settings and run the history audit on a seeded split."""
-    source = Source(name="compiled", kind="path", path="x", labels={"ai": "ai", "real": "real"})
+    source = PathSource(name="compiled", path="x", labels={"ai": "ai", "real": "real"})
     manifest = build_manifest(raw, [source], [], MergeSettings(workers=1))
     index = standardize_manifest(manifest, raw, out, settings, MergeSettings().max_pixels)
     headers = {

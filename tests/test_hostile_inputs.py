@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sneakers.merge import MergeSettings, build_manifest, summarize
-from sneakers.params import Source
-from sneakers.sources import ArchiveLimits, fetch_all
-from sneakers.standardize import StandardizeSettings, read_image, standardize_manifest
+from sneakers.merge import build_manifest, summarize
+from sneakers.params import ArchiveLimits, MergeSettings, PathSource, StandardizeSettings
+from sneakers.shards import read_image
+from sneakers.sources import fetch_all
+from sneakers.standardize import standardize_manifest
 
 SIZE = 48
 MAX_PIXELS = 10_000_000
@@ -129,7 +130,7 @@ def corpus(
     outside.mkdir()
     expected = build_corpus(folder, outside, picture, encode)
     raw = tmp_path / "data" / "raw"
-    source = Source(name="messy", kind="path", path=str(folder), label="ai")
+    source = PathSource(name="messy", path=str(folder), label="ai")
     fetch_all([source], raw, seed=0, limits=ArchiveLimits())
     return raw, expected
 
@@ -138,7 +139,7 @@ def test_every_input_is_accounted_for_with_its_reason(
     corpus: tuple[Path, dict[str, tuple[str, str]]],
 ) -> None:
     raw, expected = corpus
-    source = Source(name="messy", kind="path", path="unused", label="ai")
+    source = PathSource(name="messy", path="unused", label="ai")
     manifest = build_manifest(raw, [source], [], MergeSettings(max_pixels=MAX_PIXELS, workers=1))
     got = {
         row.path: (row.status, row.reason if isinstance(row.reason, str) else "")
@@ -158,7 +159,7 @@ def test_accepted_oddities_standardize_correctly(
     corpus: tuple[Path, dict[str, tuple[str, str]]], tmp_path: Path
 ) -> None:
     raw, _ = corpus
-    source = Source(name="messy", kind="path", path="unused", label="ai")
+    source = PathSource(name="messy", path="unused", label="ai")
     manifest = build_manifest(raw, [source], [], MergeSettings(max_pixels=MAX_PIXELS, workers=1))
     out = tmp_path / "standardized"
     settings = StandardizeSettings(size=SIZE, workers=1)

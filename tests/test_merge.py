@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,17 @@ import pytest
 from PIL import Image
 
 from sneakers.errors import SneakersError
-from sneakers.merge import COLUMNS, MergeSettings, build_manifest, summarize
-from sneakers.params import Source
+from sneakers.merge import COLUMNS, build_manifest, summarize
+from sneakers.params import MergeSettings, PathSource
 
 BRANDS = ["adidas", "converse", "nike"]
 STATUSES = ("accepted", "rejected", "duplicate", "ignored")  # every row has exactly one
 SETTINGS = MergeSettings(min_size=32, max_pixels=1_000_000, near_threshold=4, workers=1)
 SOURCES = [
-    Source(name="shop", kind="path", path="/x/shop", label="real", brand="folder"),
-    Source(name="renders", kind="path", path="/x/renders", label="ai"),
-    Source(
+    PathSource(name="shop", path="/x/shop", label="real", brand="folder"),
+    PathSource(name="renders", path="/x/renders", label="ai"),
+    PathSource(
         name="compiled",
-        kind="path",
         path="/x/compiled.zip",
         labels={"real": "real", "ai-midjourney": "ai"},
         brand="prefix",
@@ -167,7 +165,7 @@ def test_an_eval_source_loses_its_copies_of_training_files_and_training_loses_no
 ) -> None:
     """With the shop as an eval source, its copies of training pictures leave it, and the
     training sources keep exactly what they keep without the shop."""
-    sources = [replace(SOURCES[0], role="eval"), *SOURCES[1:]]
+    sources = [SOURCES[0].model_copy(update={"role": "eval"}), *SOURCES[1:]]
     manifest = build_manifest(raw, sources, BRANDS, SETTINGS)
     verdicts = {(r.source, r.path): (r.status, r.reason or "") for r in manifest.itertuples()}
     assert verdicts == {
@@ -261,8 +259,9 @@ def test_summary_counts(manifest: pd.DataFrame) -> None:
 
 
 def test_exact_duplicates_group_even_with_near_matching_off(raw: Path) -> None:
-    """A negative threshold disables near matching: only sha256 equality still groups."""
-    settings = MergeSettings(min_size=32, max_pixels=1_000_000, near_threshold=-1, workers=1)
+    """A negative threshold disables near matching: only sha256 equality still groups. (params
+    allow 0 to 64, so the setting is made past validation: this tests merge, not params.)"""
+    settings = SETTINGS.model_copy(update={"near_threshold": -1})
     strict = build_manifest(raw, SOURCES, BRANDS, settings)
     assert row(strict, "compiled", "real/nike_1.jpg")["reason"] == "exact_duplicate"
     for path in ("ai-midjourney/x.jpg", "real/converse_3.jpg", "real/adidas_2.jpg", "real/6.jpg"):

@@ -1,128 +1,100 @@
-"""Every data profile mistake gives one SneakersError that names the key to fix."""
+"""params.yaml is one typed config: every mistake a user can make in it is one SneakersError
+line, `<section>.<key>: <what> (<fix>)`, whatever the section or the key."""
 
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
+import annotated_types
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from sneakers.errors import SneakersError
-from sneakers.params import Source, active_sources, load_params, parse_source
+from sneakers.params import (
+    DemoPhotos,
+    DemoSource,
+    KaggleSource,
+    Params,
+    PathSource,
+    load_params,
+    validate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 PHOTOS = {"name": "photos", "demo": {"kind": "photos", "count": 3}, "label": "real"}
 LOCAL = {"name": "local", "path": "pictures", "labels": {"real": "real", "fake": "ai"}}
 KAGGLE = {"name": "kg", "kaggle": "owner/slug/versions/3", "label": "ai", "brand": "prefix"}
 
 
-def params_with(profiles: dict[str, Any], profile: str = "mine") -> dict[str, Any]:
-    """A params dict whose data section selects `profile`."""
-    return {"seed": 1, "data": {"profile": profile, "profiles": profiles}}
+def changed(dotted: str, value: Any) -> dict[str, Any]:
+    """The repository's params with one key set (`data.profiles.demo.0.label`); DELETE drops it."""
+    params = copy.deepcopy(BASE)
+    *parents, last = dotted.split(".")
+    here: Any = params
+    for key in parents:
+        here = here[int(key)] if key.isdigit() else here[key]
+    index = int(last) if last.isdigit() else last
+    if value is DELETE:
+        del here[index]
+    else:
+        here[index] = value
+    return params
 
 
-def one_line_error(entry: Any) -> str:
-    """parse_source's message for a bad entry; it must be a single line."""
+DELETE = object()
+
+
+def error_of(params: dict[str, Any]) -> str:
+    """The one line validate() gives for broken params."""
     with pytest.raises(SneakersError) as info:
-        parse_source(entry, "data.profiles.mine[0]")
+        validate(params)
     message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith("data.profiles.mine[0]")
+    assert "\n" not in message, message
     return message
 
 
-def test_valid_profile_parses_every_kind() -> None:
-    sources = active_sources(params_with({"mine": [PHOTOS, LOCAL, KAGGLE]}))
-    assert sources == [
-        Source(name="photos", kind="demo", demo={"kind": "photos", "count": 3}, label="real"),
-        Source(name="local", kind="path", path="pictures", labels={"real": "real", "fake": "ai"}),
-        Source(
-            name="kg", kind="kaggle", kaggle="owner/slug/versions/3", label="ai", brand="prefix"
-        ),
-    ]
+def with_profile(*entries: dict[str, Any]) -> dict[str, Any]:
+    params = copy.deepcopy(BASE)
+    params["data"]["profiles"]["mine"] = list(entries)
+    params["data"]["profile"] = "mine"
+    return params
 
 
-def test_the_repository_params_parse_for_every_profile() -> None:
+# --- what must parse ---
+
+
+def test_the_repository_params_validate_for_every_profile() -> None:
     """The shipped params.yaml must stay valid for demo, shared and kaggle alike."""
-    params = load_params(ROOT / "params.yaml")
-    profiles = params["data"]["profiles"]
-    assert {"demo", "shared", "kaggle"} <= set(profiles)
-    for name in profiles:
-        chosen = copy.deepcopy(params)
-        chosen["data"]["profile"] = name
-        sources = active_sources(chosen)
-        assert [s.name for s in sources] == [e["name"] for e in profiles[name]]
+    assert {"demo", "shared", "kaggle"} <= set(BASE["data"]["profiles"])
+    for name, entries in BASE["data"]["profiles"].items():
+        sources = validate(changed("data.profile", name)).data.sources()
+        assert [s.name for s in sources] == [e["name"] for e in entries]
         assert all(s.label or s.labels for s in sources)
 
 
-def test_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(SneakersError, match=r"data.profile 'nope' .*known: a, mine"):
-        active_sources(params_with({"mine": [PHOTOS], "a": [LOCAL]}, profile="nope"))
+def test_valid_profile_parses_every_kind() -> None:
+    sources = validate(with_profile(PHOTOS, LOCAL, KAGGLE)).data.sources()
+    assert sources == [
+        DemoSource(name="photos", demo=DemoPhotos(kind="photos", count=3), label="real"),
+        PathSource(name="local", path="pictures", labels={"real": "real", "fake": "ai"}),
+        KaggleSource(name="kg", kaggle="owner/slug/versions/3", label="ai", brand="prefix"),
+    ]
+    assert [s.kind for s in sources] == ["demo", "path", "kaggle"]
+    assert sources[1].role == "train"  # the default
 
 
-@pytest.mark.parametrize("entries", [[], None])
-def test_empty_profile(entries: list[Any] | None) -> None:
-    with pytest.raises(SneakersError, match=r"data.profiles.mine is empty"):
-        active_sources(params_with({"mine": entries}))
-
-
-def test_duplicate_source_names() -> None:
-    twin = {**LOCAL, "name": "photos"}
-    with pytest.raises(
-        SneakersError, match=r"data.profiles.mine: duplicate source name\(s\) photos"
-    ):
-        active_sources(params_with({"mine": [PHOTOS, twin]}))
-
-
-def test_missing_data_section_names_it() -> None:
-    with pytest.raises(SneakersError, match=r"no 'data' section"):
-        active_sources({"seed": 1})
-
-
-@pytest.mark.parametrize(
-    ("entry", "expected"),
-    [
-        ({"path": "x", "label": "real"}, r"\.name must be a folder-safe name"),
-        ({"name": "../up", "path": "x", "label": "real"}, r"\.name must be a folder-safe name"),
-        ({"name": "s", "path": "x", "kaggle": "a/b/versions/1", "label": "real"},
-         r"\(s\) needs exactly one of kaggle:, path: or demo:"),
-        ({"name": "s", "label": "real"}, r"\(s\) needs exactly one of kaggle:, path: or demo:"),
-        ({"name": "s", "path": "x", "label": "real", "labels": {"r": "real"}},
-         r"\(s\) needs either label: real\|ai or labels:"),
-        ({"name": "s", "path": "x"}, r"\(s\) needs either label: real\|ai or labels:"),
-        ({"name": "s", "path": "x", "label": "fake"}, r"\(s\) has label 'fake'; use real or ai"),
-        ({"name": "s", "path": "x", "labels": {"r": "real", "f": "AI"}},
-         r"\(s\) has label 'AI'; use real or ai"),
-        ({"name": "s", "kaggle": "owner/slug", "label": "real"},
-         r"\(s\)\.kaggle must be owner/dataset/versions/N, pinned, not 'owner/slug'"),
-        ({"name": "s", "kaggle": "owner/slug/versions/latest", "label": "real"},
-         r"\(s\)\.kaggle must be owner/dataset/versions/N"),
-        ({"name": "s", "path": "x", "label": "real", "lable": "ai"},
-         r"\(s\) has unknown key\(s\) lable"),
-        ({"name": "s", "path": "x", "label": "real", "brand": "suffix"},
-         r"\(s\)\.brand must be folder or prefix, not 'suffix'"),
-        ({"name": "s", "path": "", "label": "real"}, r"\(s\)\.path must be a folder or \.zip"),
-        ({"name": "s", "demo": {"count": 3}, "label": "real"},
-         r"\(s\)\.demo must be a mapping with a kind"),
-        ("just-a-string", r"must be a mapping with name"),
-        ({"name": "s", "path": "x", "label": "real", "role": "test"},
-         r"\(s\)\.role must be train or eval, not 'test'"),
-    ],
-)  # fmt: skip
-def test_each_bad_entry_names_its_key(entry: Any, expected: str) -> None:
-    assert re.search(expected, one_line_error(entry))
-
-
-def test_errors_surface_through_active_sources_with_the_position() -> None:
-    bad = {**LOCAL, "labels": {"real": "maybe"}}
-    with pytest.raises(
-        SneakersError, match=r"^data.profiles.mine\[1\] \(local\) has label 'maybe'"
-    ):
-        active_sources(params_with({"mine": [PHOTOS, bad]}))
+def test_load_params_reads_the_file_and_keeps_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    params = changed("train", {"epochs": 7})
+    path.write_text(yaml.safe_dump(params))
+    loaded = load_params(path)
+    assert loaded.train.epochs == 7 and loaded.train.batch_size == 32  # the rest: defaults
+    assert loaded.model_dump()["runtime"] == BASE["runtime"]
 
 
 def test_load_params_missing_and_malformed(tmp_path: Path) -> None:
@@ -139,23 +111,151 @@ def test_load_params_missing_and_malformed(tmp_path: Path) -> None:
         load_params(listed)
 
 
-def test_load_params_round_trips(tmp_path: Path) -> None:
-    params = params_with({"mine": [PHOTOS]})
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    assert load_params(path) == params
+# --- every kind of mistake, in one line ---
+
+BAD: list[tuple[str, Any, str]] = [
+    # the issue's list
+    ("augment.crop", -1, "augment.crop: is -1 (use more than 0"),
+    ("augment.p_jpeg", 7, "augment.p_jpeg: is 7 (use at most 1"),
+    ("augment.jpeg_quality", [1, 2, 3], "augment.jpeg_quality: has 3 entries (it takes at most 2)"),
+    ("augment.blur_sigma", ["a"], "augment.blur_sigma[0]: must be a number, not 'a'"),
+    ("data.profiles.demo.0.demo.count", "many",
+     "data.profiles.demo[0].demo.count: must be a whole number, not 'many'"),
+    # wrong type
+    ("train.lr", "fast", "train.lr: must be a number, not 'fast'"),
+    ("merge.near_threshold", "4", "merge.near_threshold: must be a whole number, not '4'"),
+    ("train.epochs", 2.5, "train.epochs: must be a whole number, not 2.5"),
+    ("train.precise_bn", "yes", "train.precise_bn: must be true or false, not 'yes'"),
+    ("seed", True, "seed: must be a whole number, not True"),
+    ("data.brands", "nike", "data.brands: must be a list, not 'nike'"),
+    ("train", None, "train: must be a mapping of keys, not None"),
+    ("data.profiles.demo.0", "photos", "data.profiles.demo[0]: needs exactly one of kaggle:"),
+    # out of range, and bad choices
+    ("standardize.size", 16, "standardize.size: is 16 (use at least 36)"),
+    ("standardize.jpeg_quality", 101, "standardize.jpeg_quality: is 101 (use at most 100)"),
+    ("data.archive.max_bytes", 0, "data.archive.max_bytes: is 0 (use at least 1)"),
+    ("train.threshold", 1.5, "train.threshold: is 1.5 (use val, val_fpr or a number between"),
+    ("train.threshold", "best", "train.threshold: is 'best' (use val, val_fpr"),
+    ("train.target_fpr", 1.0, "train.target_fpr: is 1.0 (use less than 1"),
+    ("audit.control_scale", 1, "audit.control_scale: is 1 (use more than 1"),
+    ("model.arch", "resnet", "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn' or 'resnet18')"),
+    ("standardize.fit", "zoom", "standardize.fit: is 'zoom' (use 'crop', 'pad' or 'stretch')"),
+    ("train.optimizer", "lion", "train.optimizer: is 'lion'"),
+    ("train.precision", "fp16", "train.precision: is 'fp16' (use 'auto', 'fp32' or 'bf16')"),
+    ("runtime.precision", "half", "runtime.precision: is 'half'"),
+    ("runtime.device", "gpu", "runtime.device: is 'gpu' (use 'auto', 'cpu' or 'cuda')"),
+    ("data.profiles.demo.0.label", "fake", "data.profiles.demo[0].label: is 'fake' (use 'real'"),
+    ("data.profiles.demo.2.labels.real", "AI", "data.profiles.demo[2].labels.real: is 'AI'"),
+    ("data.profiles.demo.0.brand", "suffix", "data.profiles.demo[0].brand: is 'suffix'"),
+    ("data.profiles.demo.3.role", "test", "data.profiles.demo[3].role: is 'test'"),
+    ("data.profiles.demo.0.demo.kind", "videos",
+     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
+    # wrong length
+    ("simulate.scales", [], "simulate.scales: has 0 entries (it needs at least 1)"),
+    ("augment.resize_scale", [0.5], "augment.resize_scale: has 1 entries (it needs at least 2)"),
+    ("augment.jpeg_quality", [90, 30], "augment.jpeg_quality: [90, 30] runs backwards"),
+    ("data.profiles.demo", [], "data.profiles.demo: has 0 entries (it needs at least 1)"),
+    # unknown and missing keys
+    ("train.epoch", 5, "train: unknown key(s) epoch (known: epochs, batch_size"),
+    ("trian", {}, "params.yaml: unknown key(s) trian (known: seed, data"),
+    ("data.profiles.demo.0.lable", "ai", "data.profiles.demo[0]: unknown key(s) lable"),
+    ("seed", DELETE, "seed: missing (add it to params.yaml"),
+    ("runtime", DELETE, "runtime: missing (add it to params.yaml"),
+    ("data.profiles.demo.0.name", DELETE, "data.profiles.demo[0].name: missing"),
+    # rules across keys
+    ("data.profile", "kagle", "data.profile: 'kagle' is not in data.profiles (known: demo, shared"),
+    ("data.profiles.demo.1.name", "demo-photos",
+     "data.profiles.demo: duplicate source name(s) demo-photos"),
+    ("data.profiles.demo.0.name", "../up", "data.profiles.demo[0].name: '../up' is not a folder-"),
+    ("data.profiles.kaggle.0.kaggle", "owner/slug",
+     "data.profiles.kaggle[0].kaggle: 'owner/slug' is not pinned (write owner/dataset/versions/N)"),
+    ("data.profiles.demo.0.path", "x", "data.profiles.demo[0]: needs exactly one of kaggle:"),
+    ("data.profiles.demo.0.labels", {"x": "real"}, "demo-photos needs either label: real|ai or"),
+    ("split.fractions.val", 0.3, "split.fractions: sum to 1.1 (make them sum to 1)"),
+    ("split.fractions", {"train": 1.0}, "split.fractions: needs positive train, val and test"),
+    ("split.fractions.val", -0.2, "split.fractions.val: is -0.2 (use more than 0"),
+    ("split.fractions.holdout", 0.1, "split.fractions.holdout: is 'holdout'"),
+    ("simulate.patch", 30, "simulate.patch: 30 is not a multiple of 2**depth (4)"),
+]  # fmt: skip
 
 
-def test_eval_sources_parse_and_a_profile_needs_one_to_train_on() -> None:
+@pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_each_mistake_is_one_line_naming_the_key(key: str, value: Any, expected: str) -> None:
+    message = error_of(changed(key, value))
+    assert expected in message, message
+
+
+def test_a_profile_needs_a_source_to_train_on() -> None:
     shop = {"name": "shop", "path": "x", "label": "real", "role": "eval"}
-    params = {
-        "data": {
-            "profile": "p",
-            "profiles": {"p": [shop, {**shop, "name": "own", "role": "train"}]},
-        }
-    }
-    sources = active_sources(params)
-    assert [(s.name, s.role) for s in sources] == [("shop", "eval"), ("own", "train")]
-    assert parse_source({"name": "x", "path": "x", "label": "ai"}, "w").role == "train"
-    with pytest.raises(SneakersError, match="only role: eval sources: add one to train on"):
-        active_sources({"data": {"profile": "p", "profiles": {"p": [shop]}}})
+    assert "data.profiles.mine: has only role: eval sources" in error_of(with_profile(shop))
+
+
+def test_a_bad_inactive_profile_is_reported_too() -> None:
+    """Every key of the file is checked, not only the active profile's."""
+    params = changed("data.profiles.kaggle.0.kaggle", "owner/slug")
+    assert params["data"]["profile"] == "demo"
+    assert error_of(params).startswith("data.profiles.kaggle[0].kaggle:")
+
+
+# --- every key of every section, by kind: derived from the models, so new keys are covered ---
+
+
+def leaf_keys() -> list[tuple[str, Any]]:
+    """(dotted key, field) of every scalar or list key of every section."""
+    found = []
+    for name, field in Params.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            found.append((name, field))
+            continue
+        for key, inner in model.model_fields.items():
+            if not (isinstance(inner.annotation, type) and issubclass(inner.annotation, BaseModel)):
+                found.append((f"{name}.{key}", inner))
+    return [(k, f) for k, f in found if k in flat(BASE)]
+
+
+def flat(values: dict[str, Any], prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in values.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= flat(value, f"{prefix}{key}.")
+    return keys
+
+
+LEAVES = leaf_keys()
+
+
+def test_the_sweeps_cover_every_section() -> None:
+    assert {key.split(".")[0] for key, _ in LEAVES} == set(Params.model_fields)
+    assert len(LEAVES) >= 50 and len(RANGES) >= 40
+
+
+@pytest.mark.parametrize("key", [k for k, _ in LEAVES])
+def test_every_key_refuses_a_wrong_type(key: str) -> None:
+    """A mapping where a value belongs: no key's type accepts {"a": 1} as written."""
+    assert error_of(changed(key, {"a": 1})).startswith(key)
+
+
+def bounds(field: Any) -> list[tuple[float, str]]:
+    """A value just outside each numeric bound of a field, and the words the error uses."""
+    out = []
+    for rule in field.metadata:
+        if isinstance(rule, annotated_types.Ge):
+            out.append((rule.ge - 1, "at least"))
+        elif isinstance(rule, annotated_types.Gt):
+            out.append((rule.gt, "more than"))
+        elif isinstance(rule, annotated_types.Le):
+            out.append((rule.le + 1, "at most"))
+        elif isinstance(rule, annotated_types.Lt):
+            out.append((rule.lt, "less than"))
+    return out
+
+
+RANGES = [(key, value, words) for key, field in LEAVES for value, words in bounds(field)]
+
+
+@pytest.mark.parametrize(("key", "value", "words"), RANGES, ids=[f"{k}={v}" for k, v, _ in RANGES])
+def test_every_bounded_key_refuses_a_value_out_of_range(key: str, value: Any, words: str) -> None:
+    message = error_of(changed(key, value))
+    assert message.startswith(f"{key}: is {value!r} (use {words}"), message

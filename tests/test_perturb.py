@@ -9,15 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sneakers.perturb import (
-    CONDITIONS,
-    AugmentSettings,
-    apply_to_batch,
-    augment_batch,
-    blur,
-    jpeg,
-    rescale,
-)
+from sneakers.params import AugmentSettings
+from sneakers.perturb import CONDITIONS, apply_to_batch, augment_batch, blur, jpeg, rescale
 from sneakers.probe import jpeg_quality
 
 
@@ -105,13 +98,13 @@ def test_each_new_switch_alone_does_what_it_says() -> None:
     """Resize alone keeps a flat picture flat (and blurs detail); colour alone shifts a flat
     picture's colour and keeps it flat."""
     off = AugmentSettings(enabled=True, p_jpeg=0.0, p_blur=0.0, hflip=False, crop=1.0)
-    resize = AugmentSettings(**{**off.__dict__, "p_resize": 1.0, "resize_scale": [0.5, 0.5]})
+    resize = off.model_copy(update={"p_resize": 1.0, "resize_scale": [0.5, 0.5]})
     images = batch(range(2))
     out = augment_batch(images, resize, np.random.default_rng(0))
     assert detail(Image.fromarray(out[0].permute(1, 2, 0).numpy())) < 0.8 * detail(noisy(0))
     assert torch.equal(augment_batch(flat((90, 140, 200)), resize, np.random.default_rng(0)),
                        flat((90, 140, 200)))  # fmt: skip
-    colour = AugmentSettings(**{**off.__dict__, "p_color": 1.0, "color": 0.3})
+    colour = off.model_copy(update={"p_color": 1.0, "color": 0.3})
     shifted = augment_batch(flat((90, 140, 200)), colour, np.random.default_rng(0))
     assert not torch.equal(shifted, flat((90, 140, 200)))
     assert (shifted == shifted[..., :1, :1]).all()  # still flat

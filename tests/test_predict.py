@@ -17,41 +17,42 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from conftest import encode_image, make_picture, model_like_trained, write_bytes
+from conftest import encode_image, make_picture, write_bytes
 from PIL import Image
+from test_artifact import make_artifact, stored
 
+import sneakers.cli
+from sneakers import artifact
+from sneakers.artifact import Artifact
 from sneakers.cli import main
 from sneakers.data import load_splits
 from sneakers.evaluate import predict_splits
-from sneakers.inference import load_artifact, model_from_artifact, save_artifact
 from sneakers.model import build_model
-from sneakers.predict import literal_base
-from sneakers.standardize import StandardizeSettings, standardize_manifest
+from sneakers.params import RuntimeSettings, StandardizeSettings
+from sneakers.predict import literal_base, run
+from sneakers.preprocess import Recipe
+from sneakers.standardize import standardize_manifest
 
 SIZE = 48
 MAX_PIXELS = 1_000_000
 # A jittered resample, so that predict must repeat the seeded scale and offset of the stage.
-PREPROCESS = {"size": SIZE, "fit": "crop", "jpeg_quality": 90, "max_pixels": MAX_PIXELS,
-              "resample": 1.07, "resample_jitter": 0.1, "mean": 0.5, "std": 0.5}  # fmt: skip
+RECIPE = Recipe(size=SIZE, fit="crop", jpeg_quality=90, max_pixels=MAX_PIXELS, resample=1.07,
+                resample_jitter=0.1)  # fmt: skip
 THRESHOLD = 0.5
 KEYS = ["path", "p_ai", "label", "error"]
 
 Cli = Callable[..., tuple[int, str, str]]
 
 
-def tiny_artifact(**overrides: Any) -> dict[str, Any]:
+def tiny_artifact() -> Artifact:
     """A seed_cnn at 48 px with seeded weights and BatchNorm statistics that are not trivial."""
-    model = model_like_trained("seed_cnn", SIZE)
-    artifact = {"arch": "seed_cnn", "image_size": SIZE, "threshold": THRESHOLD,
-                "class_names": ["real", "ai"], "preprocess": dict(PREPROCESS),
-                "state_dict": model.state_dict()}  # fmt: skip
-    return {**artifact, **overrides}
+    return make_artifact("seed_cnn", threshold=THRESHOLD, recipe=RECIPE)
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_artifact(path, tiny_artifact())
+    artifact.save(path, tiny_artifact())
     return path
 
 
@@ -294,6 +295,32 @@ def test_threshold_option_overrides_the_models(cli: Cli, model_path: Path, folde
     assert {r["label"] for r in relabelled} == {"ai", "real"}
 
 
+def test_the_options_reach_run_as_runtime_settings(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defaults are the runtime section's (batch 64); given options replace them."""
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(sneakers.cli, "run", lambda *args: calls.append(args) or 0)
+    assert cli("predict", "a.jpg")[0] == 0
+    assert cli("predict", "a.jpg", "--device", "cpu", "--precision", "bf16", "--batch-size",
+               "3")[0] == 0  # fmt: skip
+    assert [call[5] for call in calls] == [
+        RuntimeSettings(),
+        RuntimeSettings(device="cpu", precision="bf16", batch_size=3),
+    ]
+    assert calls[0][5].batch_size == 64
+
+
+def test_run_scores_with_the_given_runtime_settings(
+    model_path: Path, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "rows.json"
+    runtime = RuntimeSettings(device="cpu", precision="fp32", batch_size=1)
+    code = run([str(folder / "good.jpg")], model_path, "json", target, runtime=runtime)
+    assert code == 0 and len(rows_of(target.read_text())) == 1
+    assert capsys.readouterr().err.strip().endswith("(cpu fp32)")
+
+
 def test_batch_size_does_not_change_the_results(cli: Cli, model_path: Path, folder: Path) -> None:
     args = ("predict", folder, "--model", model_path, "--format", "json")
     one = rows_of(cli(*args, "--batch-size", "1")[1])
@@ -386,10 +413,22 @@ def test_a_missing_path_among_found_ones_is_a_failed_row(
 
 
 def test_missing_model_says_how_to_get_one(cli: Cli, folder: Path, tmp_path: Path) -> None:
-    code, out, err = cli("predict", folder, "--model", tmp_path / "models" / "model.pt")
+    missing = tmp_path / "models" / "model.pt"
+    code, out, err = cli("predict", folder, "--model", missing)
     assert (code, out) == (1, "")
     line = one_error_line(err)
-    assert "dvc repro" in line and "--model" in line
+    assert line.startswith(f"error: no model at {missing}") and "dvc repro" in line
+
+
+def test_cuda_without_a_gpu_is_a_usage_error_naming_the_option(
+    cli: Cli, model_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, err = cli("predict", folder, "--model", model_path, "--device", "cuda")
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == (
+        "error: --device: is cuda but no CUDA GPU is visible (use auto or cpu)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -399,11 +438,15 @@ def test_missing_model_says_how_to_get_one(cli: Cli, folder: Path, tmp_path: Pat
                      id="plain-state-dict"),
         pytest.param(lambda: [1, 2, 3], "not a sneakers model", id="not-a-dict"),
         pytest.param(None, "not a sneakers model", id="text-file"),
-        pytest.param(lambda: {"format": "sneakers-model", **tiny_artifact(preprocess=None)},
-                     "does not record its preprocessing", id="no-preprocess"),
-        pytest.param(lambda: {"format": "sneakers-model", **tiny_artifact(image_size=64,
-                     preprocess={**PREPROCESS, "size": 64})}, "not a usable sneakers model",
-                     id="weights-do-not-fit"),
+        pytest.param(lambda: stored(tiny_artifact(), ("preprocess",)),
+                     "preprocess: missing", id="no-preprocess"),
+        pytest.param(lambda: stored(tiny_artifact(), threshold=1.5), "threshold: is 1.5",
+                     id="no-usable-threshold"),
+        pytest.param(lambda: stored(tiny_artifact(), format_version=1), "format 1",
+                     id="format-1"),
+        pytest.param(lambda: stored(tiny_artifact(), image_size=64,
+                     preprocess=RECIPE.model_copy(update={"size": 64}).model_dump()),
+                     "not a usable sneakers model", id="weights-do-not-fit"),
     ],
 )  # fmt: skip
 def test_files_that_are_not_our_artifact_are_refused(
@@ -455,16 +498,17 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
             "id": [f"{i:016x}" for i in range(len(files))],
         }
     )
-    keys = ("size", "fit", "jpeg_quality", "resample", "resample_jitter")
-    settings = StandardizeSettings(**{k: PREPROCESS[k] for k in keys}, workers=1)
+    settings = StandardizeSettings(**RECIPE.model_dump(exclude={"max_pixels"}), workers=1)
+    assert Recipe(**settings.picture_settings(), max_pixels=MAX_PIXELS) == RECIPE
     standardized = tmp_path / "standardized"
     index = standardize_manifest(manifest, raw, standardized, settings, MAX_PIXELS)
     split = index[["id"]].assign(split=["val", "test"] * (len(index) // 2))
     split.to_csv(tmp_path / "split.csv", index=False)
     splits = load_splits(standardized, tmp_path / "split.csv")
-    artifact, cpu = load_artifact(model_path), torch.device("cpu")
-    model = model_from_artifact(artifact, cpu)
-    evaluated = predict_splits(model, artifact, splits, cpu, batch_size=64, precision="fp32")
+    cpu = torch.device("cpu")
+    loaded, model = artifact.load(model_path, cpu)
+    assert loaded.card.preprocess == RECIPE
+    evaluated = predict_splits(model, loaded.card, splits, cpu, batch_size=64, precision="fp32")
 
     code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json")
     assert code == 0

@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from pydantic import ValidationError
 
+from sneakers.params import StandardizeSettings
 from sneakers.preprocess import FIT_POLICIES, Recipe, fit, resample_crop, standardize_bytes, to_rgb
 from sneakers.probe import jpeg_quality
 
@@ -312,11 +314,17 @@ def test_the_default_recipe_resamples_pictures_already_at_size() -> None:
     """A picture at size goes through the resample too, so no class keeps its 8x8 grid."""
     data = save(noise(), "JPEG", quality=95)
     plain = standardize_bytes(data, SIZE, "crop", QUALITY, MAX_PIXELS)
-    recipe = Recipe(SIZE, "crop", QUALITY, MAX_PIXELS, resample=1.07)
+    settings = StandardizeSettings(size=SIZE, jpeg_quality=QUALITY)
+    recipe = Recipe(**settings.picture_settings(), max_pixels=MAX_PIXELS)
+    assert (recipe.resample, recipe.resample_jitter) == (1.07, 0.0)
     resampled = recipe.apply(data)
     assert plain != resampled
     with Image.open(io.BytesIO(resampled)) as im:
         assert (im.size, jpeg_quality(im)) == ((SIZE, SIZE), QUALITY)
-    # A model file from before the resample step records none: it gets what it was trained with.
-    old = {"size": SIZE, "fit": "crop", "jpeg_quality": QUALITY, "max_pixels": MAX_PIXELS}
-    assert Recipe.from_stored({**old, "mean": 0.5}).apply(data) == plain
+    # As a model file records it and reads it back, the recipe gives the same pictures.
+    assert Recipe.model_validate(recipe.model_dump()).apply(data) == resampled
+    # Resample off is the plain path; a recipe that records no resample is refused, not guessed.
+    assert recipe.model_copy(update={"resample": 1.0}).apply(data) == plain
+    unresampled = recipe.model_dump(exclude={"resample", "resample_jitter"})
+    with pytest.raises(ValidationError, match="resample"):
+        Recipe(**unresampled)

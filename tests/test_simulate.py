@@ -8,21 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image, ImageFilter
 
 from sneakers.errors import SneakersError
+from sneakers.params import SimulateSettings, validate
 from sneakers.preprocess import Recipe
-from sneakers.simulate import (
-    SimulateSettings,
-    mean_spectrum,
-    peak_ratio,
-    simulate,
-    train_photos,
-)
-from sneakers.standardize import read_image
+from sneakers.shards import read_image
+from sneakers.simulate import mean_spectrum, peak_ratio, simulate, train_photos
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = 128
-RECIPE = Recipe(SIZE, "crop", 90, 10_000_000, 1.07, 0.0)
+RECIPE = Recipe(size=SIZE, fit="crop", jpeg_quality=90, max_pixels=10_000_000, resample=1.07,
+                resample_jitter=0.0)  # fmt: skip
 TINY = SimulateSettings(enabled=True, depth=2, width=8, steps=40, batch_size=4, patch=32)
 
 
@@ -72,7 +70,7 @@ def test_stage_reads_only_real_train_photos_and_keeps_their_groups(tmp_path):
 
 def test_fraction_picks_a_share_of_the_photos(tmp_path):
     split = make_split(tmp_path / "raw")
-    half = SimulateSettings(**{**TINY.__dict__, "fraction": 0.5})
+    half = TINY.model_copy(update={"fraction": 0.5})
     index = simulate(split, tmp_path / "raw", tmp_path / "out", half, RECIPE, seed=1).index
     assert len(index) == 4 and index["parent"].is_unique
 
@@ -107,7 +105,7 @@ def test_fakes_carry_the_periodic_spectral_peak(tmp_path):
     traces are broad bands that a peak test does not resolve (measured: 1.2-1.4 here).
     """
     split = make_split(tmp_path / "raw", readable=12)
-    settings = SimulateSettings(**{**TINY.__dict__, "steps": 150})
+    settings = TINY.model_copy(update={"steps": 150})
     made = simulate(split, tmp_path / "raw", tmp_path / "out", settings, RECIPE, seed=0)
     index = made.index
     fakes = [Image.open(io.BytesIO(read_image(tmp_path / "out", r))) for _, r in index.iterrows()]
@@ -121,12 +119,24 @@ def test_fakes_carry_the_periodic_spectral_peak(tmp_path):
     assert peak["fakes"] > 2 * peak["photos"]
 
 
-def test_settings_are_checked():
-    with pytest.raises(SneakersError, match="simulate.upsample"):
-        SimulateSettings.from_params({"upsample": "pixelshuffle"})
-    with pytest.raises(SneakersError, match="simulate.fraction"):
-        SimulateSettings.from_params({"fraction": 0})
-    with pytest.raises(SneakersError, match="multiple of 2\\*\\*depth"):
-        SimulateSettings.from_params({"patch": 20, "depth": 3})
-    with pytest.raises(SneakersError, match="simulate.scales"):
-        SimulateSettings.from_params({"scales": [0.5]})
+def params_with(**simulate: object) -> dict:
+    """The repository's params.yaml with some simulate keys changed."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["simulate"].update(simulate)
+    return params
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"patch": 20, "depth": 3}, r"^simulate\.patch: 20 is not a multiple of 2\*\*depth \(8\)"),
+        ({"scales": [0.5]}, r"^simulate\.scales\[0\]: is 0\.5 \(use at least 1"),
+        ({"scales": [1, 2, 0.9]}, r"^simulate\.scales\[2\]: is 0\.9 \(use at least 1"),
+    ],
+)
+def test_settings_are_checked(changes: dict, message: str) -> None:
+    """simulate's own rules: crops the autoencoder can halve depth times; fakes made at least
+    at standardize.size (a scale below 1 would make them smaller than the photos)."""
+    with pytest.raises(SneakersError, match=message):
+        validate(params_with(**changes))
+    assert validate(params_with(patch=24, depth=3, scales=[1, 1.5])).simulate.patch == 24

@@ -21,16 +21,16 @@ import requests
 import yaml
 
 from sneakers.errors import SneakersError
-from sneakers.params import Source
-from sneakers.sources import ArchiveLimits, extract_zip, fetch_all, kaggle_download
+from sneakers.params import ArchiveLimits, KaggleSource, PathSource
+from sneakers.sources import extract_zip, fetch_all, kaggle_download
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = ArchiveLimits()
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 
 
-def path_source(name: str, path: Path) -> Source:
-    return Source(name=name, kind="path", path=str(path), label="real")
+def path_source(name: str, path: Path) -> PathSource:
+    return PathSource(name=name, path=str(path), label="real")
 
 
 def report(raw: Path) -> dict[str, dict]:
@@ -244,7 +244,7 @@ def test_kaggle_success_returns_the_download_folder(
     monkeypatch.setattr(kagglehub, "dataset_download", lambda handle, **_: str(tmp_path))
     assert kaggle_download("a/b/versions/7") == tmp_path
     raw = tmp_path / "raw"
-    source = Source(name="kg", kind="kaggle", kaggle="a/b/versions/7", label="real")
+    source = KaggleSource(name="kg", kaggle="a/b/versions/7", label="real")
     fetch_all([source], raw, seed=1, limits=LIMITS)
     assert files_under(raw / "kg") == {"real/a.jpg": b"a"}
     assert report(raw)["kg"]["origin"] == "a/b/versions/7"
@@ -252,17 +252,15 @@ def test_kaggle_success_returns_the_download_folder(
 
 def test_fetch_stage_offline_prints_one_error_line(tmp_path: Path) -> None:
     """`dvc repro fetch` with a kaggle profile and no network: exit 1, one line, no traceback."""
-    params = {
-        "seed": 1,
-        "data": {
-            "profile": "one",
-            "brands": ["nike"],
-            "profiles": {
-                "one": [{"name": "kg", "kaggle": "no-such-owner/nothing/versions/1",
-                         "label": "real"}],
-            },
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # every section is checked
+    params["seed"] = 1
+    params["data"] = {
+        "profile": "one",
+        "brands": ["nike"],
+        "profiles": {
+            "one": [{"name": "kg", "kaggle": "no-such-owner/nothing/versions/1", "label": "real"}],
         },
-    }  # fmt: skip
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, **OFFLINE, "KAGGLEHUB_CACHE": str(tmp_path / "kagglehub")}
     done = subprocess.run(

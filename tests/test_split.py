@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from sneakers.errors import SneakersError
-from sneakers.split import EVAL, SPLITS, assign_splits, check_fractions, summarize
+from sneakers.params import validate
+from sneakers.split import EVAL, SPLITS, assign_splits, summarize
 
+ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
@@ -107,22 +110,37 @@ def test_labels_are_split_independently() -> None:
     )
 
 
+def with_fractions(fractions: object) -> dict:
+    """The repository's params.yaml with other split.fractions."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["split"]["fractions"] = fractions
+    return params
+
+
 @pytest.mark.parametrize(
     ("fractions", "message"),
     [
-        ({"train": 0.6, "val": 0.4}, "needs positive train, val and test"),
-        ({"train": 0.6, "val": 0.2, "test": 0.2, "holdout": 0.0}, "needs positive train"),
-        ({"train": 0.8, "val": 0.2, "test": 0.0}, "needs positive train"),
-        ({"train": 1.2, "val": -0.1, "test": -0.1}, "needs positive train"),
-        ({"train": 0.6, "val": 0.2, "test": 0.3}, "sum to 1.1; make them sum to 1"),
-        ({"train": 0.5, "val": 0.2, "test": 0.2}, "sum to 0.9; make them sum to 1"),
+        ({"train": 0.6, "val": 0.4}, r"^split\.fractions: needs positive train, val and test"),
+        ({"train": 0.6, "val": 0.2, "test": 0.2, "holdout": 0.0},
+         r"^split\.fractions\.holdout: is 'holdout' \(use 'train', 'val' or 'test'\)"),
+        ({"train": 0.8, "val": 0.2, "test": 0.0},
+         r"^split\.fractions\.test: is 0\.0 \(use more than 0"),
+        ({"train": 1.2, "val": -0.1, "test": -0.1},
+         r"^split\.fractions\.val: is -0\.1 \(use more than 0"),
+        ({"train": 0.6, "val": 0.2, "test": 0.3},
+         r"^split\.fractions: sum to 1\.1 \(make them sum to 1\)"),
+        ({"train": 0.5, "val": 0.2, "test": 0.2},
+         r"^split\.fractions: sum to 0\.9 \(make them sum to 1\)"),
     ],
-)
+)  # fmt: skip
 def test_fraction_errors(fractions: dict[str, float], message: str) -> None:
     with pytest.raises(SneakersError, match=message):
-        check_fractions(fractions)
-    with pytest.raises(SneakersError, match=message):
-        assign_splits(make_index(5, 5), fractions, seed=1)
+        validate(with_fractions(fractions))
+
+
+def test_fractions_that_sum_to_one_are_kept_as_written() -> None:
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    assert validate(with_fractions(fractions)).split.fractions == fractions
 
 
 def test_summary_counts_per_split() -> None:

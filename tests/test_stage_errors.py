@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def set_key(params: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, last = dotted.split(".")
+    here: Any = params
     for key in parents:
-        params = params[key]
-    params[last] = value
+        here = here[int(key)] if key.isdigit() else here[key]
+    here[last] = value
 
 
 def drop_version(params: dict[str, Any]) -> None:
@@ -42,21 +43,26 @@ def duplicate_names(params: dict[str, Any]) -> None:
 Mutation = Callable[[dict[str, Any]], None]
 CASES: list[tuple[str, str, Mutation, str]] = [
     ("typo in a key", "train", lambda p: set_key(p, "train.epoch", 5), "unknown key(s) epoch"),
-    ("wrong type", "train", lambda p: set_key(p, "train.lr", "fast"), "train.lr must be float"),
-    ("unknown arch", "train", lambda p: set_key(p, "model.arch", "resnet"), "arch is 'resnet'"),
+    ("wrong type", "train", lambda p: set_key(p, "train.lr", "fast"), "train.lr: must be a number"),
+    ("unknown arch", "train", lambda p: set_key(p, "model.arch", "resnet"), "is 'resnet'"),
     ("fractions", "split", lambda p: set_key(p, "split.fractions.val", 0.3), "sum to 1.1"),
-    ("unknown profile", "fetch", lambda p: set_key(p, "data.profile", "kagle"), "profile 'kagle'"),
+    ("unknown profile", "fetch", lambda p: set_key(p, "data.profile", "kagle"), "profile: 'kagle'"),
     ("no version", "fetch", drop_version, "owner/dataset/versions/N"),
-    ("empty profile", "fetch", lambda p: set_key(p, "data.profiles.demo", []), "is empty"),
+    ("empty profile", "fetch", lambda p: set_key(p, "data.profiles.demo", []), "has 0 entries"),
     ("duplicate names", "fetch", duplicate_names, "duplicate source name"),
+    ("demo count", "fetch", lambda p: set_key(p, "data.profiles.demo.0.demo.count", "many"),
+     "data.profiles.demo[0].demo.count: must be a whole number, not 'many'"),
     ("tiny size", "standardize", lambda p: set_key(p, "standardize.size", 16), "at least 36"),
     ("bad fit", "standardize", lambda p: set_key(p, "standardize.fit", "zoom"), "standardize.fit"),
-    ("merge type", "merge", lambda p: set_key(p, "merge.near_threshold", "4"), "must be int"),
-    ("unknown section", "split", lambda p: set_key(p, "trian", {}), "unknown section(s) trian"),
-    ("missing seed", "fetch", lambda p: p.pop("seed"), "integer seed"),
+    ("merge type", "merge", lambda p: set_key(p, "merge.near_threshold", "4"), "a whole number"),
+    ("unknown section", "split", lambda p: set_key(p, "trian", {}), "unknown key(s) trian"),
+    ("missing seed", "fetch", lambda p: p.pop("seed"), "seed: missing"),
     ("bad optimizer", "evaluate", lambda p: set_key(p, "train.optimizer", "lion"), "lion"),
-    ("fp16", "train", lambda p: set_key(p, "train.precision", "fp16"), "precision is 'fp16'"),
-    ("half", "evaluate", lambda p: set_key(p, "train.eval_precision", "half"), "'half'"),
+    ("fp16", "train", lambda p: set_key(p, "train.precision", "fp16"), "precision: is 'fp16'"),
+    ("half", "evaluate", lambda p: set_key(p, "runtime.precision", "half"), "'half'"),
+    ("crop", "train", lambda p: set_key(p, "augment.crop", -1), "augment.crop: is -1"),
+    ("sigma", "train", lambda p: set_key(p, "augment.blur_sigma", ["a"]),
+     "augment.blur_sigma[0]: must be a number"),
 ]  # fmt: skip
 
 
@@ -94,7 +100,7 @@ def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["device"] = "cuda"
+    params["runtime"]["device"] = "cuda"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("train", "evaluate"):
         assert_one_clear_line(run_stage(tmp_path, stage), "no CUDA GPU is visible")

@@ -6,24 +6,24 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from sneakers import standardize
 from sneakers.errors import SneakersError
-from sneakers.standardize import (
-    INDEX_COLUMNS,
-    StandardizeSettings,
-    read_image,
-    standardize_manifest,
-)
+from sneakers.params import StandardizeSettings, validate
+from sneakers.preprocess import Recipe
+from sneakers.shards import INDEX_COLUMNS, read_image
+from sneakers.standardize import standardize_manifest
 
+ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = 1_000_000
 SETTINGS = StandardizeSettings(size=48, fit="crop", jpeg_quality=90, shard_size=2, workers=1)
+RECIPE = Recipe(**SETTINGS.picture_settings(), max_pixels=MAX_PIXELS)
 
 
 @pytest.fixture
@@ -98,9 +98,7 @@ def test_shards_are_tar_files_and_the_index_points_into_them(
             from_tar = tar.extractfile(member).read()
         assert read_image(out, row) == from_tar
         assert len(from_tar) == row["length"]
-        expected = SETTINGS.recipe(MAX_PIXELS).apply(
-            (raw / row["source"] / row["path"]).read_bytes()
-        )
+        expected = RECIPE.apply((raw / row["source"] / row["path"]).read_bytes())
         assert from_tar == expected
         with Image.open(io.BytesIO(from_tar)) as im:
             assert (im.format, im.size, im.mode) == ("JPEG", (48, 48), "RGB")
@@ -142,16 +140,14 @@ def test_parts_that_do_not_line_up_with_shards_give_the_same_bytes(
     accepted = manifest[manifest["status"] == "accepted"].reset_index(drop=True)
     one = run(raw, manifest, tmp_path / "one", settings)
     monkeypatch.setattr(standardize, "PART_SIZE", 2)
-    two = run(raw, manifest, tmp_path / "two", replace(settings, workers=2))
+    two = run(raw, manifest, tmp_path / "two", settings.model_copy(update={"workers": 2}))
     pd.testing.assert_frame_equal(one, two)
     assert list(two["shard"]) == ["shard-00000.tar"] * 3 + ["shard-00001.tar"] * 2
     for k, shard in enumerate(sorted(set(two["shard"]))):
         expected = io.BytesIO()
         with tarfile.open(fileobj=expected, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for _, row in accepted.iloc[3 * k : 3 * k + 3].iterrows():
-                data = SETTINGS.recipe(MAX_PIXELS).apply(
-                    (raw / row["source"] / row["path"]).read_bytes()
-                )
+                data = RECIPE.apply((raw / row["source"] / row["path"]).read_bytes())
                 info = tarfile.TarInfo(f"{row['id']}.jpg")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
@@ -185,16 +181,15 @@ def test_unreadable_accepted_file_says_to_rerun_merge(
     assert not (tmp_path / "std").exists()
 
 
-def test_settings_validate_the_fit_policy() -> None:
-    section = {"size": 64, "fit": "zoom", "jpeg_quality": 90, "shard_size": 10, "workers": 1}
-    with pytest.raises(SneakersError, match=r"standardize.fit is 'zoom'; use one of crop, pad"):
-        StandardizeSettings.from_params(section)
-    ok = StandardizeSettings.from_params({**section, "fit": "pad"})
-    assert (ok.size, ok.fit) == (64, "pad")
+def params_with(**standardize: object) -> dict:
+    """The repository's params.yaml with some standardize keys changed."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["standardize"].update(standardize)
+    return params
 
 
 def test_settings_refuse_a_shrinking_resample() -> None:
-    with pytest.raises(SneakersError, match=r"standardize.resample is 0.9; it must be at least 1"):
-        StandardizeSettings.from_params({"resample": 0.9})
-    with pytest.raises(SneakersError, match=r"standardize.resample_jitter is -0.1"):
-        StandardizeSettings.from_params({"resample_jitter": -0.1})
+    """The resample enlarges, then crops the centre back to size: below 1 it would shrink."""
+    with pytest.raises(SneakersError, match=r"^standardize\.resample: is 0\.9 \(use at least 1"):
+        validate(params_with(resample=0.9))
+    assert validate(params_with(resample=1)).standardize.resample == 1

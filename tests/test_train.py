@@ -4,7 +4,7 @@ and bit-for-bit reproducibility on the CPU."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 from sneakers.errors import SneakersError
-from sneakers.inference import model_from_artifact, predict_proba, resolve_device, to_input
+from sneakers.inference import autocast, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
-from sneakers.train import DeviceBatches, TrainSettings, make_loader, recalibrate_batchnorm
+from sneakers.model import build_model
+from sneakers.params import Optimizer, TrainSettings, choices
+from sneakers.train import OPTIMIZERS, DeviceBatches, make_loader, recalibrate_batchnorm
 
 if TYPE_CHECKING:
     from conftest import Trained
@@ -25,35 +27,14 @@ METRICS = ["train/loss", "train/acc", "val/loss", "val/acc"]
 
 def val_p_ai(trained: Trained) -> np.ndarray:
     """P(ai) on validation from the model rebuilt out of the returned artifact."""
-    model = model_from_artifact(trained.artifact, CPU)
-    return predict_proba(model, trained.splits["val"].images, CPU, 16, "fp32")
+    return predict_proba(trained.network(), trained.splits["val"].images, CPU, 16, "fp32")
 
 
-# --- settings and device ---
+# --- settings and device (bad train params: tests/test_params.py) ---
 
 
-def test_settings_from_params_accepts_the_real_section() -> None:
-    settings = TrainSettings.from_params({"epochs": 2, "optimizer": "sgd", "threshold": 0.3})
-    assert (settings.epochs, settings.optimizer, settings.threshold) == (2, "sgd", 0.3)
-
-
-@pytest.mark.parametrize(
-    ("section", "match"),
-    [
-        ({"optimizer": "rmsprop"}, "optimizer"),
-        ({"threshold": 1.5}, "threshold"),
-        ({"threshold": 0}, "threshold"),
-        ({"threshold": "best"}, "threshold"),
-        ({"threshold": "val_fpr", "target_fpr": 1.0}, "target_fpr"),
-        ({"epochs": 0}, "epochs"),
-        ({"precision": "fp16"}, "precision"),
-        ({"eval_precision": "half"}, "eval_precision"),
-        ({"learning_rate": 0.1}, "learning_rate"),
-    ],
-)
-def test_bad_settings_are_user_errors(section: dict[str, Any], match: str) -> None:
-    with pytest.raises(SneakersError, match=match):
-        TrainSettings.from_params(section)
+def test_the_optimizer_names_are_the_params_choices() -> None:
+    assert tuple(OPTIMIZERS) == choices(Optimizer)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
@@ -77,12 +58,13 @@ def test_auto_and_unknown_devices() -> None:
 def test_train_learns_a_separable_task(trained: Trained) -> None:
     labels = trained.splits["val"].labels.numpy()
     p_ai = val_p_ai(trained)
-    accuracy = float(np.mean((p_ai >= trained.artifact["threshold"]) == labels))
+    card = trained.artifact.card
+    accuracy = float(np.mean((p_ai >= card.threshold) == labels))
     assert accuracy >= 0.9
-    assert trained.artifact["arch"] == "seed_cnn"
-    assert trained.artifact["image_size"] == trained.splits["train"].images.shape[-1]
-    assert trained.artifact["trained"]["device"] == "cpu"
-    assert all(v.device == CPU for v in trained.artifact["state_dict"].values())
+    assert (card.arch, card.input) == ("seed_cnn", "rgb")
+    assert card.image_size == trained.splits["train"].images.shape[-1]
+    assert card.trained.device == "cpu"
+    assert all(v.device == CPU for v in trained.artifact.state_dict.values())
 
 
 def test_four_metrics_are_logged_per_epoch(trained: Trained) -> None:
@@ -99,15 +81,16 @@ def test_four_metrics_are_logged_per_epoch(trained: Trained) -> None:
 def test_the_epoch_with_the_lowest_val_loss_is_kept(trained: Trained) -> None:
     val_losses = trained.log.values("val/loss")
     best = int(np.argmin(val_losses)) + 1
-    assert trained.artifact["trained"]["best_epoch"] == best == trained.log.summary["best_epoch"]
-    assert trained.artifact["trained"]["best_val_loss"] == pytest.approx(min(val_losses))
+    record = trained.artifact.card.trained
+    assert record.best_epoch == best == trained.log.summary["best_epoch"]
+    assert record.best_val_loss == pytest.approx(min(val_losses))
     # The weights are that epoch's, not the last one's: their val loss is the logged minimum.
     loss = log_loss(trained.splits["val"].labels.numpy(), val_p_ai(trained))
     assert loss == pytest.approx(min(val_losses), rel=1e-5)
 
 
 def test_threshold_is_chosen_on_validation(trained: Trained) -> None:
-    threshold = trained.artifact["threshold"]
+    threshold = trained.artifact.card.threshold
     assert 0 < threshold < 1
     expected = choose_threshold(trained.splits["val"].labels.numpy(), val_p_ai(trained))
     assert threshold == pytest.approx(expected, abs=1e-6)
@@ -118,34 +101,33 @@ def test_the_fpr_rule_fixes_the_threshold_on_validation_reals(
 ) -> None:
     run = train_run(epochs=1, threshold="val_fpr", target_fpr=0.1)
     y, p = run.splits["val"].labels.numpy(), val_p_ai(run)
-    assert run.artifact["threshold"] == pytest.approx(threshold_at_fpr(y, p, 0.1), abs=1e-6)
-    assert (p[y == 0] >= run.artifact["threshold"]).mean() <= 0.1
+    threshold = run.artifact.card.threshold
+    assert threshold == pytest.approx(threshold_at_fpr(y, p, 0.1), abs=1e-6)
+    assert (p[y == 0] >= threshold).mean() <= 0.1
 
 
 def test_a_fixed_threshold_is_kept(train_run: Callable[..., Trained]) -> None:
-    assert train_run(epochs=1, threshold=0.3).artifact["threshold"] == 0.3
+    assert train_run(epochs=1, threshold=0.3).artifact.card.threshold == 0.3
 
 
 def test_same_seed_same_weights_and_threshold(train_run: Callable[..., Trained]) -> None:
     first, second, other = train_run(epochs=2), train_run(epochs=2), train_run(epochs=2, seed=7)
     a, b = first.artifact, second.artifact
-    assert a["threshold"] == b["threshold"]
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    assert a.card.threshold == b.card.threshold
+    assert a.state_dict.keys() == b.state_dict.keys()
+    for key, value in a.state_dict.items():
+        assert torch.equal(value, b.state_dict[key]), key
     assert first.log.records == second.log.records
     # ... and the comparison is sharp enough to see another seed.
-    assert not all(
-        torch.equal(v, other.artifact["state_dict"][k]) for k, v in a["state_dict"].items()
-    )
+    assert not all(torch.equal(v, other.artifact.state_dict[k]) for k, v in a.state_dict.items())
 
 
 def test_bf16_training_is_reproducible_and_recorded(train_run: Callable[..., Trained]) -> None:
     first, second = (train_run(epochs=1, precision="bf16") for _ in range(2))
     fp32 = train_run(epochs=1, precision="fp32", eval_precision="fp32")
-    assert first.artifact["trained"]["precision"] == "bf16"
-    assert fp32.artifact["trained"]["precision"] == "fp32"
-    a, b, c = (run.artifact["state_dict"] for run in (first, second, fp32))
+    assert first.artifact.card.trained.precision == "bf16"
+    assert fp32.artifact.card.trained.precision == "fp32"
+    a, b, c = (run.artifact.state_dict for run in (first, second, fp32))
     assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same machine: same model
     assert not all(torch.equal(a[k], c[k]) for k in a)  # and bf16 really ran
     assert first.log.summary["images_per_second"] > 0
@@ -180,7 +162,7 @@ def test_device_batches_cover_the_split_once_per_epoch(
 
 
 def test_the_cpu_keeps_the_dataloader(make_splits: Callable[[], dict]) -> None:
-    loader = make_loader(make_splits()["train"], TrainSettings(device="cpu"), CPU, seed=0)
+    loader = make_loader(make_splits()["train"], TrainSettings(), CPU, seed=0)
     assert not isinstance(loader, DeviceBatches)
 
 
@@ -207,3 +189,30 @@ def test_recalibrate_batchnorm_averages_the_batch_statistics() -> None:
     torch.testing.assert_close(bn.running_var, variances.mean(0), rtol=0, atol=1e-6)
     assert int(bn.num_batches_tracked) == 3
     assert bn.momentum == 0.3  # restored for later training
+
+
+@torch.no_grad()
+def handwritten_precise_bn(model: nn.Module, images: torch.Tensor, batch_size: int) -> None:
+    """The loop recalibrate_batchnorm ran before it called update_bn, for the parity test."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for start in range(0, len(images), batch_size):
+        with autocast(CPU, "fp32"):
+            model(to_input(images[start : start + batch_size], CPU))
+    for m, momentum in zip(layers, momenta, strict=True):
+        m.momentum = momentum
+
+
+def test_update_bn_gives_the_handwritten_statistics_bit_for_bit() -> None:
+    images = torch.randint(0, 256, (21, 3, 40, 40), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))  # fmt: skip
+    ours, theirs = (build_model("seed_cnn", 40) for _ in range(2))
+    theirs.load_state_dict(ours.state_dict())
+    recalibrate_batchnorm(ours, images, CPU, batch_size=8)
+    handwritten_precise_bn(theirs, images, batch_size=8)
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

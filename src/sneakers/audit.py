@@ -10,7 +10,6 @@ same with DCT-coefficient histograms, which see what equal headers hide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,33 +22,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from sneakers.errors import SneakersError
 from sneakers.history import grid_break, history_features
 from sneakers.parallel import parallel_map
-from sneakers.params import settings_from
+from sneakers.params import AuditSettings
 from sneakers.probe import probe_bytes
-from sneakers.standardize import read_image
-
-CLASSIFIERS = ("logistic", "tree")
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """The `audit` params section."""
-
-    classifier: str = "logistic"
-    control_scale: float = 1.07  # the history audit's grid-breaking resample
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> AuditSettings:
-        settings = settings_from(cls, section, "audit", {"classifier": CLASSIFIERS})
-        if not 1 < settings.control_scale <= 2:
-            raise SneakersError(
-                f"audit.control_scale is {settings.control_scale}; use a scale in (1, 2], "
-                "e.g. 1.07 (1 would keep the 8x8 grid the control must break)"
-            )
-        return settings
-
+from sneakers.shards import read_image
 
 NUMERIC = ["width", "height", "bytes", "jpeg_quality", "icc"]
 CATEGORICAL = ["format", "subsampling"]

@@ -10,9 +10,12 @@ from typing import Any, NoReturn
 
 import torch
 
+from sneakers import artifact
+from sneakers.artifact import Card
 from sneakers.errors import run_main
-from sneakers.inference import PRECISIONS, load_artifact, model_from_artifact
+from sneakers.inference import DEVICES, PRECISIONS
 from sneakers.model import count_parameters
+from sneakers.params import RuntimeSettings
 from sneakers.predict import OUTPUT_FORMATS, run
 
 STANDARD_MODEL = Path("models/model.pt")
@@ -42,15 +45,13 @@ class Parser(argparse.ArgumentParser):
 
 def info(path: Path) -> dict[str, Any]:
     """What a model file holds, without its weights (plus its test metrics, where known)."""
-    artifact = load_artifact(path)
-    model = model_from_artifact(artifact, torch.device("cpu"))
-    keep = ("arch", "image_size", "threshold", "class_names", "preprocess", "trained",
-            "data_profile", "versions")  # fmt: skip
-    return {"model": str(path), "parameters": count_parameters(model),
-            **{k: artifact.get(k) for k in keep}, **eval_metrics(path, artifact)}  # fmt: skip
+    loaded, model = artifact.load(path, torch.device("cpu"))
+    card = loaded.card.model_dump(exclude={"format", "format_version"})
+    return {"model": str(path), "parameters": count_parameters(model), **card,
+            **eval_metrics(path, loaded.card)}  # fmt: skip
 
 
-def eval_metrics(path: Path, artifact: dict[str, Any]) -> dict[str, Any]:
+def eval_metrics(path: Path, card: Card) -> dict[str, Any]:
     """The `test` section of metrics/eval.json, for the standard model path only, and only when
     the file is for this model: the evaluate stage records the model's threshold there."""
     if path != STANDARD_MODEL or not EVAL_METRICS.is_file():
@@ -60,7 +61,7 @@ def eval_metrics(path: Path, artifact: dict[str, Any]) -> dict[str, Any]:
         threshold = test["threshold"]
     except (OSError, ValueError, KeyError, TypeError):
         return {"test_metrics_note": f"{EVAL_METRICS} is unreadable: run `dvc repro evaluate`"}
-    if threshold != artifact.get("threshold"):
+    if threshold != card.threshold:
         return {"test_metrics_note": f"{EVAL_METRICS} is for another model (its threshold "
                 "differs): run `dvc repro` to evaluate this one"}  # fmt: skip
     return {"test_metrics_file": str(EVAL_METRICS), "test_metrics": test}
@@ -101,11 +102,12 @@ def build_parser() -> Parser:
     predict.add_argument("--threshold", type=probability, metavar="T",
                          help="P(ai) at or above which a file is labelled ai "
                          "(default: the model's own, fixed on validation data)")  # fmt: skip
-    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    runtime = RuntimeSettings()  # the defaults of the pipeline's runtime section
+    predict.add_argument("--device", choices=DEVICES, default=runtime.device,
                          help="auto uses CUDA when available (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+    predict.add_argument("--batch-size", type=positive_int, default=runtime.batch_size, metavar="N",
                          help="images per forward pass (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--precision", choices=PRECISIONS, default="auto",
+    predict.add_argument("--precision", choices=PRECISIONS, default=runtime.precision,
                          help="auto: bf16 where the hardware computes it (CUDA, AMX-BF16 or "
                          "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)")  # fmt: skip
     predict.add_argument("--explain", type=Path, metavar="DIR",
@@ -129,7 +131,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    code = run(args.paths, args.model, args.format, args.output, args.threshold, args.device,
-               args.batch_size, args.precision, args.explain)  # fmt: skip
+    runtime = RuntimeSettings(device=args.device, precision=args.precision,
+                              batch_size=args.batch_size)  # fmt: skip
+    code = run(args.paths, args.model, args.format, args.output, args.threshold, runtime,
+               args.explain)  # fmt: skip
     if code:
         raise SystemExit(code)  # passes through run_main, which only turns errors into status 1

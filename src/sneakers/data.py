@@ -18,7 +18,7 @@ from PIL import Image
 
 from sneakers.errors import SneakersError
 from sneakers.files import read_csv
-from sneakers.standardize import read_image
+from sneakers.shards import read_image
 
 CLASS_NAMES = ("real", "ai")  # index = label id; 1 = ai, the positive class
 MEAN, STD = 0.5, 0.5  # inputs are scaled to [-1, 1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import colorsys
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageDraw, ImageFilter
 
 from sneakers.parallel import parallel_map
+from sneakers.params import Demo, DemoCompiled, DemoPhotos
 
 BRANDS = ("adidas", "converse", "nike")
 KIND_CODES = {"photos": 1, "renders": 2}
@@ -724,17 +725,16 @@ def _draw(fn: Callable[..., Any], indices: list[int], seed: int, size: int, desc
     return list(parallel_map(partial(fn, seed=seed, size=size), indices, workers=0, desc=desc))
 
 
-def _indices(settings: Mapping[str, Any], count: int) -> list[int]:
+def _indices(settings: DemoPhotos) -> list[int]:
     """Picture indices `start` .. `start + count`: a source drawn from a later start (an eval
     source, say) holds pictures that no source from 0 holds."""
-    start = int(settings.get("start", 0))
-    return list(range(start, start + int(settings.get("count", count))))
+    return list(range(settings.start, settings.start + settings.count))
 
 
-def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
+def _write_photos(settings: DemoPhotos, out_dir: Path, seed: int) -> list[Path]:
     """Kaggle nike-adidas-converse layout: train/test split by index, one folder per brand."""
-    indices = _indices(settings, 150)
-    files = _draw(_photo_file, indices, seed, int(settings.get("size", 240)), "demo photos")
+    indices = _indices(settings)
+    files = _draw(_photo_file, indices, seed, settings.size, "demo photos")
     written = []
     for i, data in zip(indices, files, strict=True):
         split = "test" if i % 5 == 4 else "train"
@@ -743,25 +743,24 @@ def _write_photos(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list
     return written
 
 
-def _write_renders(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
+def _write_renders(settings: DemoPhotos, out_dir: Path, seed: int) -> list[Path]:
     """MidJourney-like dump: high-resolution PNGs with random names in one folder."""
-    indices = _indices(settings, 180)
-    files = _draw(_render_file, indices, seed, int(settings.get("size", 1024)), "demo renders")
+    indices = _indices(settings)
+    files = _draw(_render_file, indices, seed, settings.size, "demo renders")
     return [_write(out_dir / f"{name}.png", data) for name, data in files]
 
 
-def _write_compiled(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
+def _write_compiled(settings: DemoCompiled, out_dir: Path, seed: int) -> list[Path]:
     """Compiled real-vs-AI dataset: re-encoded copies of both sources plus its own quirks.
 
     Besides copies it holds pictures found nowhere else, a near-duplicate pair, OS junk and a
     truncated JPEG, so the pipeline has duplicates, junk and corrupt files to account for.
     """
-    photo_size = int(settings.get("photo_size", 240))
-    render_size = int(settings.get("render_size", 1024))
-    extra_real = range(EXTRA_START, EXTRA_START + int(settings.get("extra_real", 10)))
-    extra_ai = range(EXTRA_START, EXTRA_START + int(settings.get("extra_ai", 10)))
-    real_ids = [*range(int(settings.get("real", 100))), *extra_real]
-    ai_ids = [*range(int(settings.get("ai", 140))), *extra_ai]
+    photo_size, render_size = settings.photo_size, settings.render_size
+    extra_real = range(EXTRA_START, EXTRA_START + settings.extra_real)
+    extra_ai = range(EXTRA_START, EXTRA_START + settings.extra_ai)
+    real_ids = [*range(settings.real), *extra_real]
+    ai_ids = [*range(settings.ai), *extra_ai]
     real_dir, ai_dir = out_dir / "real", out_dir / "ai-midjourney"
     reals = _draw(_compiled_real_file, real_ids, seed, photo_size, "demo compiled real")
     written = [
@@ -781,21 +780,18 @@ def _write_compiled(settings: Mapping[str, Any], out_dir: Path, seed: int) -> li
     return written
 
 
-WRITERS: dict[str, Callable[[Mapping[str, Any], Path, int], list[Path]]] = {
+WRITERS: dict[str, Callable[[Any, Path, int], list[Path]]] = {
     "photos": _write_photos,
     "renders": _write_renders,
     "compiled": _write_compiled,
 }
 
 
-def generate_source(settings: Mapping[str, Any], out_dir: Path, seed: int) -> list[Path]:
-    """Write one demo source's files under out_dir (created if missing); return the written paths, sorted.
+def generate_source(settings: Demo, out_dir: Path, seed: int) -> list[Path]:
+    """Write one demo source's files under out_dir (created if missing); return them, sorted.
 
     Default-run stand-in for the Kaggle sources (see module docstring for the kinds and settings).
-    """  # noqa: E501
-    kind = settings.get("kind")
-    if kind not in WRITERS:
-        raise ValueError(f"unknown demo source kind {kind!r}; expected one of {sorted(WRITERS)}")
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return sorted(WRITERS[kind](settings, out_dir, seed))
+    return sorted(WRITERS[settings.kind](settings, out_dir, seed))

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sneakers.artifact import Card
 from sneakers.data import CLASS_NAMES, SplitData, decode
 from sneakers.explain import Explained, explain
 from sneakers.history import History, resample, with_history
-from sneakers.inference import model_from_artifact, predict_proba
+from sneakers.inference import predict_proba
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
-from sneakers.preprocess import Recipe
 from sneakers.split import EVAL
 
 # Resample scales that break the 8x8 grid, each a robustness condition (resampled losslessly,
@@ -31,7 +31,7 @@ def class_means(values: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def predict_splits(
     model: torch.nn.Module,
-    artifact: dict[str, Any],
+    card: Card,
     splits: dict[str, SplitData],
     device: torch.device,
     batch_size: int,
@@ -46,7 +46,7 @@ def predict_splits(
         p_ai = predict_proba(model, data.images, device, batch_size, precision)
         rows = data.rows[["id", "label", "source", "brand", "path"]].copy()
         rows["split"], rows["p_ai"] = name, p_ai
-        rows["predicted"] = np.where(p_ai >= artifact["threshold"], CLASS_NAMES[1], CLASS_NAMES[0])
+        rows["predicted"] = np.where(p_ai >= card.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
@@ -66,7 +66,7 @@ def split_metrics(predictions: pd.DataFrame, threshold: float, seed: int) -> dic
 
 def robustness(
     model: torch.nn.Module,
-    artifact: dict[str, Any],
+    card: Card,
     test: SplitData,
     device: torch.device,
     batch_size: int,
@@ -80,22 +80,22 @@ def robustness(
         for name, perturbation in CONDITIONS.items()
     }
     for scale in RESAMPLE_SCALES:
-        batches[f"resample_{scale}x"] = counterfactual(test, artifact, scale, None)
+        batches[f"resample_{scale}x"] = counterfactual(test, card, scale, None)
     out: dict[str, dict[str, Any]] = {}
     for name, images in batches.items():
         p_ai = predict_proba(model, images, device, batch_size, precision)
-        correct = (p_ai >= artifact["threshold"]) == y
+        correct = (p_ai >= card.threshold) == y
         out[name] = {"accuracy": float(correct.mean()), "roc_auc": roc_auc(y, p_ai),
                      "per_class_accuracy": class_means(correct, y)}  # fmt: skip
     return out
 
 
 def counterfactual(
-    test: SplitData, artifact: dict[str, Any], scale: float, history: History | None
+    test: SplitData, card: Card, scale: float, history: History | None
 ) -> torch.Tensor:
     """Every test picture resampled by scale, saved with a history (None: losslessly), then
     standardized with the model's own settings and decoded, as a uint8 N x 3 x H x W batch."""
-    recipe = Recipe.from_stored(artifact["preprocess"])
+    recipe = card.preprocess
     out = []
     for image in test.images:
         raw = with_history(resample(image.permute(1, 2, 0).numpy(), scale), history)
@@ -105,10 +105,11 @@ def counterfactual(
 
 def history_sensitivity(
     model: torch.nn.Module,
-    artifact: dict[str, Any],
+    card: Card,
     test: SplitData,
     histories: dict[str, History],
     device: torch.device,
+    batch_size: int,
     precision: str,
 ) -> dict[str, Any]:
     """Per class, accuracy and mean P(ai) when every test picture (resampled, content held
@@ -116,9 +117,9 @@ def history_sensitivity(
     y = test.labels.numpy()
     out: dict[str, Any] = {"scale": HISTORY_SCALE}
     for owner, history in histories.items():
-        images = counterfactual(test, artifact, HISTORY_SCALE, history)
-        p_ai = predict_proba(model, images, device, 64, precision)
-        correct = (p_ai >= artifact["threshold"]) == y
+        images = counterfactual(test, card, HISTORY_SCALE, history)
+        p_ai = predict_proba(model, images, device, batch_size, precision)
+        correct = (p_ai >= card.threshold) == y
         accuracy, mean_p_ai = class_means(correct, y), class_means(p_ai, y)
         out[f"{owner}_history"] = {
             "history": history.describe(),
@@ -216,34 +217,35 @@ def accuracy_by(predictions: pd.DataFrame, column: str) -> dict[str, dict[str, f
 
 
 def evaluate(
-    artifact: dict[str, Any],
+    model: torch.nn.Module,
+    card: Card,
     splits: dict[str, SplitData],
     device: torch.device,
+    batch_size: int,
     precision: str,
     seed: int,
     histories: dict[str, History],
 ) -> tuple[dict[str, Any], pd.DataFrame, Explained]:
     """Metrics (nested, JSON-ready), the per-image predictions behind them and heatmaps of a
-    seeded choice of pictures; precision is fp32 or bf16, already resolved for the device;
-    histories, each class's typical raw file (`history.dominant_histories` of the manifest),
-    for the history test."""
+    seeded choice of pictures; model, the card's network on device; precision is fp32 or bf16,
+    already resolved for the device; histories, each class's typical raw file
+    (`history.dominant_histories` of the manifest), for the history test."""
     started = time.perf_counter()
-    model = model_from_artifact(artifact, device)  # one model for every scoring below
-    predictions = predict_splits(model, artifact, splits, device, 64, precision)
+    predictions = predict_splits(model, card, splits, device, batch_size, precision)
     seconds = time.perf_counter() - started
     started = time.perf_counter()
     explained = explain_picks(model, splits, heatmap_picks(predictions, seed), device)
     heatmap_seconds = time.perf_counter() - started
     metrics = {
-        **split_metrics(predictions, artifact["threshold"], seed),
+        **split_metrics(predictions, card.threshold, seed),
         "by_source": accuracy_by(predictions, "source"),
         "by_brand": accuracy_by(predictions, "brand"),
-        "robustness": robustness(model, artifact, splits["test"], device, 64, precision),
+        "robustness": robustness(model, card, splits["test"], device, batch_size, precision),
         "history": history_sensitivity(
-            model, artifact, splits["test"], histories, device, precision
+            model, card, splits["test"], histories, device, batch_size, precision
         ),
         "cross_source": cross_source(predictions),
-        "run": {  # val, test and eval scoring, model build included: what a user waits for
+        "run": {  # val, test and eval scoring: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),
             "heatmap_seconds": round(heatmap_seconds, 2),

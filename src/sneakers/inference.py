@@ -1,38 +1,28 @@
-"""What training, evaluation and prediction share: the device, input scaling, batched
-probabilities, and the model artifact (one file, loadable with `weights_only=True`)."""
+"""What training, evaluation and prediction share: the device, precision, input scaling and
+batched probabilities."""
 
 from __future__ import annotations
 
-import io
-import platform
 import sys
 from functools import cache
-from importlib import metadata
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import PIL
 import torch
 from torch import nn
 
-import sneakers
 from sneakers.data import MEAN, STD
 from sneakers.errors import SneakersError
-from sneakers.files import write_atomic
-from sneakers.model import build_model
+from sneakers.params import Device, Precision, choices
 
-ARTIFACT_FORMAT = "sneakers-model"
-ARTIFACT_VERSION = 1
-PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES, PRECISIONS = choices(Device), choices(Precision)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, where: str = "runtime.device") -> torch.device:
     """auto picks CUDA when present; asking for CUDA where there is none is a user error."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise SneakersError(f"train.device is {name!r}; use auto, cpu or cuda")
+    if name not in DEVICES:
+        raise SneakersError(f"{where}: is {name!r} (use auto, cpu or cuda)")
     if name == "cuda" and not torch.cuda.is_available():
-        raise SneakersError("train.device is cuda but no CUDA GPU is visible; use auto or cpu")
+        raise SneakersError(f"{where}: is cuda but no CUDA GPU is visible (use auto or cpu)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
@@ -62,7 +52,7 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(name: str, device: torch.device) -> str:
     """fp32 or bf16 for this device; auto is bf16 where the hardware computes it natively."""
     if name not in PRECISIONS:
-        raise SneakersError(f"precision is {name!r}; use {', '.join(PRECISIONS)}")
+        raise SneakersError(f"precision: is {name!r} (use {', '.join(PRECISIONS)})")
     if name == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if name == "bf16" and not native_bf16(device):
@@ -99,42 +89,3 @@ def predict_proba(
             logits = model(to_input(images[start : start + batch_size], device))
         out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
-
-
-def versions() -> dict[str, str]:
-    """Library versions recorded with every model and run."""
-    return {
-        "sneakers": getattr(sneakers, "__version__", "0"),
-        "torch": str(torch.__version__),
-        "torchvision": metadata.version("torchvision"),
-        "pillow": PIL.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def save_artifact(path: Path, artifact: dict[str, Any]) -> None:
-    """Write to a temporary name, then rename: a partial file never passes for a model."""
-    buffer = io.BytesIO()
-    torch.save({"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, **artifact}, buffer)
-    write_atomic(path, buffer.getvalue())
-
-
-def load_artifact(path: Path) -> dict[str, Any]:
-    """Load a model file safely (weights_only=True: no code runs) and check it is ours."""
-    if not path.exists():
-        raise SneakersError(f"no model at {path}: train one with `dvc repro` or name another file")
-    try:
-        artifact = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure here means "not a usable artifact"
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SneakersError(f"{path} is not a sneakers model file ({reason})") from None
-    if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
-        raise SneakersError(f"{path} is not a sneakers model file (no '{ARTIFACT_FORMAT}' tag)")
-    return artifact
-
-
-def model_from_artifact(artifact: dict[str, Any], device: torch.device) -> nn.Module:
-    """Rebuild the network the artifact describes, weights loaded, ready for inference."""
-    model = build_model(artifact["arch"], artifact["image_size"], **artifact.get("arch_args", {}))
-    model.load_state_dict(artifact["state_dict"])
-    return model.to(device, memory_format=torch.channels_last).eval()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +19,7 @@ import pandas as pd
 from sneakers.errors import SneakersError
 from sneakers.files import FETCH_REPORT, classify_entry, walk
 from sneakers.parallel import parallel_map
-from sneakers.params import Source, settings_from
+from sneakers.params import MergeSettings, Source
 from sneakers.probe import probe_bytes
 
 LOSSLESS = {"PNG", "BMP", "TIFF"}
@@ -32,21 +31,6 @@ COLUMNS = [
 ]  # fmt: skip
 DTYPES = {"width": "Int64", "height": "Int64", "frames": "Int64", "bytes": "Int64",
           "jpeg_quality": "Int64", "icc": "boolean", "group": object, "id": object}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class MergeSettings:
-    """The `merge` params section."""
-
-    min_size: int = 32
-    max_pixels: int = 50_000_000
-    near_threshold: int = 4
-    workers: int = 0
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> MergeSettings:
-        low = {"min_size": 1, "max_pixels": 1, "near_threshold": 0, "workers": 0}
-        return settings_from(cls, section, "merge", minimum=low)
 
 
 def build_manifest(

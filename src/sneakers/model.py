@@ -27,7 +27,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-INPUTS = ("rgb", "npr", "spectrum")
+from sneakers.params import Input, choices
+
+INPUTS = choices(Input)
 
 STAGE_WIDTHS: tuple[int, ...] = (32, 64, 128)
 CONVS_PER_STAGE = 2

@@ -1,184 +1,461 @@
-"""Read params.yaml and turn the active data profile into validated source definitions."""
+"""params.yaml as one typed config: a pydantic model per section, checked as a whole at load.
+
+Every stage calls `load_params()`, which validates every key of every section (type, range,
+choices, lengths, cross-key rules) and turns the first problem into one line,
+`<section>.<key>: <what> (<fix>)`. Domain modules take their section's model, never raw dicts.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sneakers.errors import SneakersError
 
-LABELS = ("real", "ai")
-BRAND_RULES = ("folder", "prefix")
-ROLES = ("train", "eval")  # eval: scored by evaluate only, never split, trained on or tuned on
+Label = Literal["real", "ai"]
+Role = Literal["train", "eval"]  # eval: scored by evaluate only, never split, trained or tuned on
+Fit = Literal["crop", "pad", "stretch"]
+Upsample = Literal["transposed", "nearest", "bilinear"]
+Classifier = Literal["logistic", "tree"]
+Arch = Literal["seed_cnn", "gap_cnn", "resnet18"]
+Input = Literal["rgb", "npr", "spectrum"]
+Optimizer = Literal["adam", "adamw", "sgd"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16"]
+THRESHOLD_RULES = ("val", "val_fpr")
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
-T = TypeVar("T")
-SECTIONS = {"seed", "data", "merge", "standardize", "split", "audit", "simulate", "model", "train",
-            "augment"}  # fmt: skip
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
+TAG = "kind:"  # prefix of union tags, which pydantic puts in error locations; dropped from them
+
+Whole = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass(frozen=True)
-class Source:
-    """One entry of a data profile: where its files come from and how they are labelled."""
+def _ordered(pair: list[Any]) -> list[Any]:
+    if pair[0] > pair[1]:
+        raise ValueError(f"{pair} runs backwards (write [low, high])")
+    return pair
 
+
+def pair(item: Any) -> Any:
+    """A [low, high] list of `item`."""
+    return Annotated[list[item], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+
+
+class KeyProblem(ValueError):
+    """A cross-key rule broken at `key` of the section that checks it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Section(BaseModel):
+    """A params section: unknown keys, wrong types (no "4" for 4) and changes are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, values: Any) -> Any:
+        """Name every unknown key and the known ones: the likely fix is a typo."""
+        if isinstance(values, dict):
+            unknown = sorted(str(k) for k in set(values) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(
+                    f"unknown key(s) {', '.join(unknown)} (known: {', '.join(cls.model_fields)})"
+                )
+        return values
+
+
+# --- data: where the pictures come from ---
+
+
+class DemoPhotos(Section):
+    """Camera-like photos, drawn offline (sneakers.demo)."""
+
+    kind: Literal["photos"]
+    count: Positive = 150
+    size: Annotated[int, Field(ge=32)] = 240
+    start: Whole = 0  # picture indices start..start+count: later starts hold other pictures
+
+
+class DemoRenders(DemoPhotos):
+    """Generator-like renders, drawn offline."""
+
+    kind: Literal["renders"]  # type: ignore[assignment]
+    count: Positive = 180
+    size: Annotated[int, Field(ge=32)] = 1024
+
+
+class DemoCompiled(Section):
+    """A compiled real-vs-AI release: re-encoded copies of both kinds plus its own quirks."""
+
+    kind: Literal["compiled"]
+    real: Whole = 100
+    ai: Whole = 140
+    extra_real: Whole = 10
+    extra_ai: Whole = 10
+    photo_size: Annotated[int, Field(ge=32)] = 240
+    render_size: Annotated[int, Field(ge=32)] = 1024
+
+
+def _demo_kind(settings: Any) -> str | None:
+    """The tag of a demo mapping (or model, when pydantic serializes one)."""
+    kind = settings.get("kind") if isinstance(settings, dict) else getattr(settings, "kind", None)
+    return TAG + kind if kind in ("photos", "renders", "compiled") else None
+
+
+Demo = Annotated[
+    Annotated[DemoPhotos, Tag(TAG + "photos")]
+    | Annotated[DemoRenders, Tag(TAG + "renders")]
+    | Annotated[DemoCompiled, Tag(TAG + "compiled")],
+    Discriminator(
+        _demo_kind,
+        custom_error_type="demo_kind",
+        custom_error_message="needs kind: photos, renders or compiled",
+    ),
+]
+
+
+class SourceBase(Section):
+    """One entry of a data profile: a name, a location (in subclasses) and how to label it."""
+
+    kind: ClassVar[str]
     name: str
-    kind: str  # "kaggle" | "path" | "demo"
-    kaggle: str = ""
-    path: str = ""
-    demo: dict[str, Any] = field(default_factory=dict)
-    label: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    brand: str = ""
-    role: str = "train"
+    label: Label | None = None
+    labels: dict[str, Label] = {}
+    brand: Literal["folder", "prefix"] | None = None
+    role: Role = "train"
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe(cls, name: str) -> str:
+        if not SOURCE_NAME.match(name):
+            raise ValueError(f"{name!r} is not a folder-safe name (e.g. 'demo-photos')")
+        return name
+
+    @model_validator(mode="after")
+    def _one_labelling(self) -> SourceBase:
+        if (self.label is None) == (not self.labels):
+            raise ValueError(
+                f"{self.name} needs either label: real|ai or labels: {{folder: real|ai}}"
+            )
+        return self
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Load params.yaml; a missing or malformed file is a user error, not a traceback."""
+class KaggleSource(SourceBase):
+    kind: ClassVar[str] = "kaggle"
+    kaggle: str
+
+    @field_validator("kaggle")
+    @classmethod
+    def _pinned(cls, handle: str) -> str:
+        if not KAGGLE_HANDLE.match(handle):
+            raise ValueError(f"{handle!r} is not pinned (write owner/dataset/versions/N)")
+        return handle
+
+
+class PathSource(SourceBase):
+    kind: ClassVar[str] = "path"
+    path: Annotated[str, Field(min_length=1)]
+
+
+class DemoSource(SourceBase):
+    kind: ClassVar[str] = "demo"
+    demo: Demo
+
+
+def _source_kind(entry: Any) -> str | None:
+    """Which kind of source an entry is: the one location key it has."""
+    if isinstance(entry, SourceBase):  # pydantic serializing, or a model passed in
+        return TAG + entry.kind
+    if not isinstance(entry, dict):
+        return None
+    kinds = [k for k in ("kaggle", "path", "demo") if k in entry]
+    return TAG + kinds[0] if len(kinds) == 1 else None
+
+
+SourceEntry = Annotated[
+    Annotated[KaggleSource, Tag(TAG + "kaggle")]
+    | Annotated[PathSource, Tag(TAG + "path")]
+    | Annotated[DemoSource, Tag(TAG + "demo")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="needs exactly one of kaggle:, path: or demo:, and a name and label",
+    ),
+]
+Source = KaggleSource | PathSource | DemoSource
+
+
+def _sound_profile(sources: list[Source]) -> list[Source]:
+    names = [s.name for s in sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate source name(s) {', '.join(dupes)} (names must differ)")
+    if all(s.role == "eval" for s in sources):
+        raise ValueError("has only role: eval sources (add one to train on)")
+    return sources
+
+
+Profile = Annotated[
+    list[SourceEntry],
+    Field(min_length=1),
+    AfterValidator(_sound_profile),
+]
+
+
+class ArchiveLimits(Section):
+    """Caps on what a .zip source may unpack to."""
+
+    max_bytes: Positive = 8_000_000_000
+    max_ratio: Positive = 200
+
+
+class DataSettings(Section):
+    profile: str
+    brands: list[str] = []
+    archive: ArchiveLimits = ArchiveLimits()
+    profiles: dict[str, Profile]
+
+    @model_validator(mode="after")
+    def _known_profile(self) -> DataSettings:
+        if self.profile not in self.profiles:
+            known = ", ".join(self.profiles) or "none"
+            raise KeyProblem(
+                "profile", f"{self.profile!r} is not in data.profiles (known: {known})"
+            )
+        return self
+
+    def sources(self) -> list[Source]:
+        """The sources of the active profile."""
+        return self.profiles[self.profile]
+
+
+# --- the stages ---
+
+
+class MergeSettings(Section):
+    min_size: Positive = 32
+    max_pixels: Positive = 50_000_000
+    near_threshold: Annotated[int, Field(ge=0, le=64)] = 4
+    workers: Whole = 0
+
+
+class StandardizeSettings(Section):
+    size: Annotated[int, Field(ge=36)] = 240  # the smallest the CNN's unpadded convs can take
+    fit: Fit = "crop"
+    resample: Annotated[float, Field(ge=1, le=4)] = 1.07
+    resample_jitter: Annotated[float, Field(ge=0, le=1)] = 0.0
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 90
+    shard_size: Positive = 1000
+    workers: Whole = 0
+
+    def picture_settings(self) -> dict[str, Any]:
+        """The keys that decide the pictures, which a model file records (preprocess.Recipe);
+        not workers or shard_size, so that stages reading these need not declare those."""
+        return {"size": self.size, "fit": self.fit, "jpeg_quality": self.jpeg_quality,
+                "resample": self.resample, "resample_jitter": self.resample_jitter}  # fmt: skip
+
+
+class SplitSettings(Section):
+    fractions: dict[Literal["train", "val", "test"], Annotated[float, Field(gt=0)]]
+
+    @field_validator("fractions")
+    @classmethod
+    def _whole(cls, fractions: dict[str, float]) -> dict[str, float]:
+        if len(fractions) != 3:
+            raise ValueError("needs positive train, val and test values")
+        if abs(sum(fractions.values()) - 1.0) > 1e-6:
+            raise ValueError(f"sum to {sum(fractions.values()):g} (make them sum to 1)")
+        return fractions
+
+
+class AuditSettings(Section):
+    classifier: Classifier = "logistic"
+    # The history audit's grid-breaking resample: 1 would keep the 8x8 grid it must break.
+    control_scale: Annotated[float, Field(gt=1, le=2)] = 1.07
+
+
+class SimulateSettings(Section):
+    enabled: bool = False
+    upsample: Upsample = "transposed"
+    depth: Annotated[int, Field(ge=1, le=6)] = 2  # 2x stages: peaks at periods 2 ... 2**depth
+    width: Positive = 32  # channels of the first stage, doubled at each
+    steps: Positive = 2000
+    batch_size: Positive = 16
+    patch: Annotated[int, Field(ge=8)] = 64  # training crops, pixels
+    lr: Annotated[float, Field(gt=0)] = 0.002
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # share of train photos given a fake
+    # Each fake made at standardize.size x a scale drawn per photo.
+    scales: Annotated[list[Annotated[float, Field(ge=1, le=8)]], Field(min_length=1)] = [1, 2]
+
+    @model_validator(mode="after")
+    def _patch_fits(self) -> SimulateSettings:
+        if self.patch % 2**self.depth:
+            raise KeyProblem(
+                "patch", f"{self.patch} is not a multiple of 2**depth ({2**self.depth})"
+            )
+        return self
+
+
+class ModelSettings(Section):
+    arch: Arch = "seed_cnn"
+    input: Input = "rgb"  # rgb | npr | spectrum (model.NPR, model.Spectrum)
+
+
+class RuntimeSettings(Section):
+    """Where and how models run, shared by train, evaluate and `sneakers predict`."""
+
+    device: Device = "auto"
+    precision: Precision = "auto"  # inference: validation, evaluate, predict
+    batch_size: Positive = 64  # images per inference forward pass
+
+
+def _threshold(value: Any) -> str | float:
+    ok = value in THRESHOLD_RULES or (
+        isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
+    )
+    if not ok:
+        raise ValueError(f"is {value!r} (use val, val_fpr or a number between 0 and 1)")
+    return value
+
+
+class TrainSettings(Section):
+    epochs: Positive = 3
+    batch_size: Positive = 32
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    optimizer: Optimizer = "adam"
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    num_workers: Whole = 0
+    precision: Precision = "auto"  # training steps
+    threshold: Annotated[str | float, PlainValidator(_threshold)] = "val"
+    target_fpr: Annotated[float, Field(ge=0, lt=1)] = 0.05  # for threshold val_fpr
+    precise_bn: bool = True
+
+
+class AugmentSettings(Section):
+    """Wang et al. 2020 style, off unless enabled."""
+
+    enabled: bool = False
+    p_jpeg: Probability = 0.5
+    jpeg_quality: pair(Annotated[int, Field(ge=1, le=100)]) = [30, 100]
+    p_blur: Probability = 0.5
+    blur_sigma: pair(Annotated[float, Field(ge=0, le=20)]) = [0.0, 3.0]
+    hflip: bool = True
+    crop: Annotated[float, Field(gt=0, le=1)] = 0.9  # crop this share of the side; 1 = off
+    p_resize: Probability = 0.0  # resampled by a random scale and back (a resampling history)
+    resize_scale: pair(Annotated[float, Field(gt=0, le=4)]) = [0.5, 1.5]
+    p_color: Probability = 0.0  # brightness, contrast and saturation each by 1 +- color
+    color: Annotated[float, Field(ge=0, lt=1)] = 0.2
+
+
+class Params(Section):
+    """The whole of params.yaml."""
+
+    seed: Annotated[int, Field(ge=0)]  # shared by every stage that draws random numbers
+    data: DataSettings
+    merge: MergeSettings
+    standardize: StandardizeSettings
+    split: SplitSettings
+    audit: AuditSettings
+    simulate: SimulateSettings
+    model: ModelSettings
+    runtime: RuntimeSettings
+    train: TrainSettings
+    augment: AugmentSettings
+
+
+def choices(literal: Any) -> tuple[str, ...]:
+    """The values a Literal type allows, for modules that map them to code."""
+    return get_args(literal)
+
+
+# --- loading ---
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and check params.yaml; any problem is one line naming the key and the fix."""
     try:
-        params = yaml.safe_load(Path(path).read_text())
+        values = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise SneakersError(f"{path} not found: run from the project root") from None
     except yaml.YAMLError as err:
         raise SneakersError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
-    if not isinstance(params, dict):
+    if not isinstance(values, dict):
         raise SneakersError(f"{path} must be a mapping of sections")
-    unknown = sorted(set(params) - SECTIONS)
-    if unknown:
-        known = ", ".join(sorted(SECTIONS))
-        raise SneakersError(f"{path} has unknown section(s) {', '.join(unknown)}; known: {known}")
-    if not isinstance(params.get("seed"), int) or isinstance(params.get("seed"), bool):
-        raise SneakersError(f"{path} needs a top-level integer seed, e.g. `seed: 42`")
-    return params
+    return validate(values, str(path))
 
 
-def section(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """Return a params section, failing with the key to add when it is absent."""
-    value = params.get(name)
-    if not isinstance(value, dict):
-        raise SneakersError(f"params.yaml has no '{name}' section: add it (see README)")
-    return value
+def validate(values: dict[str, Any], name: str = "params.yaml") -> Params:
+    """Params from a mapping, or the first problem as one SneakersError line."""
+    try:
+        return Params.model_validate(values)
+    except ValidationError as err:
+        raise SneakersError(one_line(err.errors()[0], name)) from None
 
 
-def settings_from(
-    cls: type[T],
-    values: dict[str, Any],
-    name: str,
-    choices: dict[str, Any] | None = None,
-    minimum: dict[str, float] | None = None,
-) -> T:
-    """Build a settings dataclass from a params section; every message names the key and fix."""
-    hints = get_type_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise SneakersError(
-            f"{name} has unknown key(s) {', '.join(unknown)}; known: {', '.join(hints)}"
-        )
-    for key, value in values.items():
-        if not _fits(value, hints[key]):
-            wanted = " or ".join(t.__name__ for t in _options(hints[key]))
-            raise SneakersError(f"{name}.{key} must be {wanted}, not {value!r}")
-    for key, allowed in (choices or {}).items():
-        if key in values and values[key] not in allowed:
-            raise SneakersError(f"{name}.{key} is {values[key]!r}; use one of {', '.join(allowed)}")
-    for key, low in (minimum or {}).items():
-        if key in values and values[key] < low:
-            raise SneakersError(f"{name}.{key} is {values[key]}; it must be at least {low}")
-    return cls(**values)
+def location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a params.yaml reader writes it: `data.profiles.demo[0]`."""
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif part != "[key]" and not str(part).startswith(TAG):  # pydantic's own markers
+            where += f".{part}" if where else str(part)
+    return where
 
 
-def _options(expected: Any) -> tuple[type, ...]:
-    """The plain types a field accepts, for messages."""
-    if get_origin(expected) in (Union, UnionType):
-        return tuple(t for option in get_args(expected) for t in _options(option))
-    return (get_origin(expected) or expected,)
+def one_line(error: dict[str, Any], name: str) -> str:
+    """`<section>.<key>: <what> (<fix>)` for one pydantic error."""
+    where = location(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyProblem):
+        where = f"{where}.{cause.key}" if where else cause.key
+    return f"{where or name}: {explain(error)}"
 
 
-def _fits(value: Any, expected: Any) -> bool:
-    """Whether a YAML value has the type a settings field declares (ints pass for floats)."""
-    origin = get_origin(expected)
-    if origin in (Union, UnionType):
-        return any(_fits(value, option) for option in get_args(expected))
-    if origin is not None:  # dict[...] or list[...]: the container type is enough here
-        return isinstance(value, origin)
-    if expected is bool:
-        return isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def active_sources(params: dict[str, Any]) -> list[Source]:
-    """The sources of `data.profile`, validated so that later stages can trust them."""
-    data = section(params, "data")
-    profile = data.get("profile")
-    profiles = data.get("profiles") or {}
-    if profile not in profiles:
-        known = ", ".join(sorted(profiles)) or "none"
-        raise SneakersError(f"data.profile {profile!r} is not in data.profiles (known: {known})")
-    entries = profiles[profile]
-    if not isinstance(entries, list) or not entries:
-        raise SneakersError(f"data.profiles.{profile} is empty: list at least one source")
-    sources = [
-        parse_source(entry, f"data.profiles.{profile}[{i}]") for i, entry in enumerate(entries)
-    ]
-    names = [s.name for s in sources]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SneakersError(f"data.profiles.{profile}: duplicate source name(s) {', '.join(dupes)}")
-    if all(s.role == "eval" for s in sources):
-        raise SneakersError(
-            f"data.profiles.{profile} has only role: eval sources: add one to train on"
-        )
-    return sources
-
-
-def parse_source(entry: Any, where: str) -> Source:
-    """Validate one source entry; every message names the key and the fix."""
-    if not isinstance(entry, dict):
-        raise SneakersError(f"{where} must be a mapping with name, a location and a label")
-    name = entry.get("name")
-    if not isinstance(name, str) or not SOURCE_NAME.match(name):
-        raise SneakersError(f"{where}.name must be a folder-safe name like 'demo-photos'")
-    kinds = [k for k in ("kaggle", "path", "demo") if k in entry]
-    if len(kinds) != 1:
-        raise SneakersError(f"{where} ({name}) needs exactly one of kaggle:, path: or demo:")
-    kind = kinds[0]
-    unknown = set(entry) - {"name", "kaggle", "path", "demo", "label", "labels", "brand", "role"}
-    if unknown:
-        raise SneakersError(f"{where} ({name}) has unknown key(s) {', '.join(sorted(unknown))}")
-    label, labels = entry.get("label", ""), entry.get("labels") or {}
-    if bool(label) == bool(labels):
-        raise SneakersError(
-            f"{where} ({name}) needs either label: real|ai or labels: {{folder: ...}}"
-        )
-    bad = [v for v in ([label] if label else list(labels.values())) if v not in LABELS]
-    if bad:
-        raise SneakersError(f"{where} ({name}) has label {bad[0]!r}; use real or ai")
-    brand = entry.get("brand", "") or ""
-    if brand and brand not in BRAND_RULES:
-        raise SneakersError(f"{where} ({name}).brand must be folder or prefix, not {brand!r}")
-    role = entry.get("role", "train")
-    if role not in ROLES:
-        raise SneakersError(f"{where} ({name}).role must be train or eval, not {role!r}")
-    source = Source(name=name, kind=kind, label=label, labels=dict(labels), brand=brand, role=role)
-    if kind == "kaggle":
-        handle = entry["kaggle"]
-        if not isinstance(handle, str) or not KAGGLE_HANDLE.match(handle):
-            raise SneakersError(
-                f"{where} ({name}).kaggle must be owner/dataset/versions/N, pinned, not {handle!r}"
-            )
-        return replace(source, kaggle=handle)
-    if kind == "path":
-        if not isinstance(entry["path"], str) or not entry["path"]:
-            raise SneakersError(f"{where} ({name}).path must be a folder or .zip path")
-        return replace(source, path=entry["path"])
-    if not isinstance(entry["demo"], dict) or "kind" not in entry["demo"]:
-        raise SneakersError(f"{where} ({name}).demo must be a mapping with a kind")
-    return replace(source, demo=dict(entry["demo"]))
+def explain(error: dict[str, Any]) -> str:
+    """What is wrong and what to do, in words a params.yaml reader uses."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    got = f"not {value!r}"
+    wording = {
+        "missing": "missing (add it to params.yaml; see README)",
+        "int_type": f"must be a whole number, {got} (e.g. 4, no quotes)",
+        "float_type": f"must be a number, {got} (e.g. 0.5, no quotes)",
+        "bool_type": f"must be true or false, {got}",
+        "string_type": f"must be text, {got}",
+        "list_type": f"must be a list, {got} (e.g. [1, 2])",
+        "dict_type": f"must be a mapping of keys, {got}",
+        "model_type": f"must be a mapping of keys, {got}",
+        "model_attributes_type": f"must be a mapping of keys, {got}",
+        "literal_error": f"is {value!r} (use {ctx.get('expected')})",
+        "greater_than_equal": f"is {value!r} (use at least {ctx.get('ge')})",
+        "greater_than": f"is {value!r} (use more than {ctx.get('gt')})",
+        "less_than_equal": f"is {value!r} (use at most {ctx.get('le')})",
+        "less_than": f"is {value!r} (use less than {ctx.get('lt')})",
+        "too_short": f"has {ctx.get('actual_length')} entries (it needs at least "
+        f"{ctx.get('min_length')})",
+        "too_long": f"has {ctx.get('actual_length')} entries (it takes at most "
+        f"{ctx.get('max_length')})",
+    }
+    if kind in wording:
+        return wording[kind]
+    return str(error["msg"]).removeprefix("Value error, ")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter
+
+from sneakers.params import AugmentSettings
 
 Perturbation = Callable[[Image.Image], Image.Image]
 
@@ -63,23 +64,6 @@ def apply_to_batch(images: torch.Tensor, perturbation: Perturbation) -> torch.Te
         for im in images
     ]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """The `augment` params section: Wang et al. 2020 style, off unless enabled."""
-
-    enabled: bool = False
-    p_jpeg: float = 0.5
-    jpeg_quality: tuple[int, int] | list[int] = (30, 100)
-    p_blur: float = 0.5
-    blur_sigma: tuple[float, float] | list[float] = (0.0, 3.0)
-    hflip: bool = True
-    crop: float = 0.9  # random crop of this fraction of the side, resized back; 1 = off
-    p_resize: float = 0.0  # resampled by a random scale and back (a resampling history)
-    resize_scale: tuple[float, float] | list[float] = (0.5, 1.5)
-    p_color: float = 0.0  # brightness, contrast and saturation each by a factor 1 +- color
-    color: float = 0.2
 
 
 def augment(im: Image.Image, settings: AugmentSettings, rng: np.random.Generator) -> Image.Image:

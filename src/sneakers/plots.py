@@ -9,14 +9,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on CI or servers
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from sneakers.data import CLASS_NAMES, SplitData  # noqa: E402
-from sneakers.files import write_json  # noqa: E402
-from sneakers.metrics import pr_points, reliability_bins, roc_points  # noqa: E402
+from sneakers.data import CLASS_NAMES, SplitData
+from sneakers.files import write_json
+from sneakers.metrics import pr_points, reliability_bins, roc_points
 
 
 def write_plot_data(predictions: pd.DataFrame, out_dir: Path) -> None:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,18 +31,14 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from sneakers.data import CLASS_NAMES, MEAN, STD, decode
+from sneakers import artifact
+from sneakers.data import CLASS_NAMES, decode
 from sneakers.errors import SneakersError
 from sneakers.explain import heatmaps, save_overlay
 from sneakers.files import classify_entry, walk
-from sneakers.inference import (
-    load_artifact,
-    model_from_artifact,
-    predict_proba,
-    resolve_device,
-    resolve_precision,
-)
-from sneakers.preprocess import FIT_POLICIES, Recipe
+from sneakers.inference import predict_proba, resolve_device, resolve_precision
+from sneakers.params import RuntimeSettings
+from sneakers.preprocess import Recipe
 from sneakers.probe import read_header
 
 OUTPUT_FORMATS = ("table", "csv", "json")
@@ -183,52 +178,6 @@ def check_header(data: bytes, max_pixels: int) -> str | None:
     """
     _, rejected = read_header(data, max_pixels)
     return f"{rejected['reason']}: {rejected['detail']}" if rejected else None
-
-
-# --- the model ---
-
-
-def choose_device(name: str) -> torch.device:
-    """auto, cpu or cuda; asking for CUDA where there is none is a user error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SneakersError("--device cuda, but no CUDA GPU is visible: use --device auto or cpu")
-    return resolve_device(name)
-
-
-def load_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], Recipe]:
-    """The network, its artifact and its preprocessing settings, or one clear error."""
-    if not path.exists():
-        raise SneakersError(
-            f"no model at {path}: train one with `dvc repro`, or point --model at a model file"
-        )
-    artifact = load_artifact(path)  # weights_only=True; refuses files that are not ours
-    pre = preprocess_of(artifact, path)
-    threshold = artifact.get("threshold")
-    if not isinstance(threshold, float | int) or not 0 < threshold < 1:
-        raise SneakersError(f"{path} has no usable decision threshold: retrain with `dvc repro`")
-    try:
-        model = model_from_artifact(artifact, device)
-    except Exception as err:  # noqa: BLE001 - a tagged file whose weights do not fit its arch
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SneakersError(f"{path} is not a usable sneakers model ({reason})") from None
-    return model, artifact, pre
-
-
-def preprocess_of(artifact: dict[str, Any], path: Path) -> Recipe:
-    """The stored standardize settings, checked against what this code does."""
-    stored = artifact.get("preprocess")
-    keys = ("size", "fit", "jpeg_quality", "max_pixels")
-    if not isinstance(stored, dict) or any(k not in stored for k in keys):
-        raise SneakersError(
-            f"{path} does not record its preprocessing (size, fit, jpeg_quality, max_pixels): "
-            "retrain it with `dvc repro`"
-        )
-    pre = Recipe.from_stored(stored)
-    if pre.size != artifact.get("image_size") or pre.fit not in FIT_POLICIES:
-        raise SneakersError(f"{path} has inconsistent preprocessing settings: {stored}")
-    if (stored.get("mean", MEAN), stored.get("std", STD)) != (MEAN, STD):
-        raise SneakersError(f"{path} was trained with mean/std other than {MEAN}/{STD}")
-    return pre
 
 
 # --- scoring ---
@@ -388,19 +337,16 @@ def run(
     fmt: str = "table",
     output: Path | None = None,
     threshold: float | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    precision: str = "auto",
+    runtime: RuntimeSettings | None = None,
     explain: Path | None = None,
 ) -> int:
-    """The whole command; returns the exit code (0 all scored, 2 some failed); explain, a folder
-    for one heatmap overlay per scored file."""
+    """The whole command; returns the exit code (0 all scored, 2 some failed); runtime, the
+    device, precision and batch size (the pipeline's runtime section by default); explain, a
+    folder for one heatmap overlay per scored file."""
     if fmt not in OUTPUT_FORMATS:
         raise SneakersError(f"--format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if threshold is not None and not 0 < threshold < 1:
         raise SneakersError(f"--threshold {threshold}: must be between 0 and 1 (exclusive)")
-    if batch_size < 1:
-        raise SneakersError(f"--batch-size {batch_size}: must be at least 1")
     check_output(output)
     inputs = find_inputs(paths)
     if all(r.error == NOT_FOUND for r in inputs.rows):
@@ -408,12 +354,15 @@ def run(
     for note in inputs.notes:
         print(note, file=sys.stderr)
     overlays = None if explain is None else Overlays(explain, [r.path for r in inputs.rows])
-    torch_device = choose_device(device)
-    dtype = resolve_precision(precision, torch_device)
-    model, artifact, pre = load_model(model_path, torch_device)
-    cut = float(artifact["threshold"] if threshold is None else threshold)
+    runtime = runtime or RuntimeSettings()
+    torch_device = resolve_device(runtime.device, "--device")
+    dtype = resolve_precision(runtime.precision, torch_device)
+    loaded, model = artifact.load(model_path, torch_device)
+    card = loaded.card
+    cut = card.threshold if threshold is None else threshold
     started = time.perf_counter()
-    rows = score(inputs.rows, model, pre, cut, torch_device, batch_size, dtype, overlays)
+    rows = score(inputs.rows, model, card.preprocess, cut, torch_device, runtime.batch_size,
+                 dtype, overlays)  # fmt: skip
     seconds = time.perf_counter() - started
     write_output(render(rows, fmt), output)
     how = f"{torch_device.type} {dtype}"

@@ -12,16 +12,17 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass, fields
-from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
+from pydantic import BaseModel, ConfigDict
+
+from sneakers.params import Fit, choices
 
 # Decoders we accept; anything else is an unsupported format, not something to guess at.
 # (Multi-picture JPEGs, MPO, come through the JPEG opener; Pillow has no opener named MPO.)
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-FIT_POLICIES = ("crop", "pad", "stretch")
+FIT_POLICIES = choices(Fit)
 BACKGROUND = (255, 255, 255)
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half a picture
 TURNED = range(2, 9)  # EXIF orientations that need a flip or a rotation; 1 is upright
@@ -162,21 +163,19 @@ def finish(
     return encode_jpeg(resample_crop(fitted, size, resample, jitter, key), quality)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """The standardize settings a model was trained with, as its artifact stores them, so that
-    predict and evaluate's counterfactuals prepare pictures exactly as training did."""
+class Recipe(BaseModel):
+    """The settings that decide the pictures (`StandardizeSettings.picture_settings` and
+    `merge.max_pixels`), as the model file records them, so that predict and evaluate's
+    counterfactuals prepare pictures exactly as training did."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     size: int
-    fit: str
+    fit: Fit
     jpeg_quality: int
     max_pixels: int
-    resample: float = 1.0  # models trained before the resample step had none
-    resample_jitter: float = 0.0
-
-    @classmethod
-    def from_stored(cls, stored: dict[str, Any]) -> Recipe:
-        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
+    resample: float
+    resample_jitter: float
 
     def apply(self, data: bytes) -> bytes:
         return standardize_bytes(data, self.size, self.fit, self.jpeg_quality, self.max_pixels,

@@ -31,46 +31,14 @@ from torch import nn
 from tqdm import tqdm
 
 from sneakers.errors import SneakersError
-from sneakers.params import settings_from
+from sneakers.params import SimulateSettings
 from sneakers.preprocess import Recipe
-from sneakers.standardize import META_COLUMNS, ShardWriter, tar_member
+from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 
 # transposed: learned 4x4 stride-2 deconvolutions (DCGAN); nearest and bilinear: a fixed 2x
 # up-sampling then a 3x3 convolution (StyleGAN2 and the Stable Diffusion decoder use these).
-UPSAMPLES = ("transposed", "nearest", "bilinear")
 COLUMNS = [*META_COLUMNS, "parent", "scale"]
 SPECTRUM_SAMPLE = 64  # pairs whose spectra the stage reports and draws
-
-
-@dataclass(frozen=True)
-class SimulateSettings:
-    """The `simulate` params section."""
-
-    enabled: bool = False
-    upsample: str = "transposed"
-    depth: int = 2  # 2x down/up-sampling stages: peaks at periods 2, 4 ... 2**depth
-    width: int = 32  # channels of the first stage, doubled at each
-    steps: int = 2000
-    batch_size: int = 16
-    patch: int = 64  # training crops, pixels
-    lr: float = 0.002
-    fraction: float = 1.0  # share of the real training photos that get a fake
-    scales: list[float] | None = None  # generated at standardize.size x a scale drawn per photo
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> SimulateSettings:
-        low = {"depth": 1, "width": 1, "steps": 1, "batch_size": 1, "patch": 8, "lr": 0}
-        settings = settings_from(cls, section, "simulate", {"upsample": UPSAMPLES}, low)
-        if not 0 < settings.fraction <= 1:
-            raise SneakersError(f"simulate.fraction is {settings.fraction}; use 0 < it <= 1")
-        if settings.patch % 2**settings.depth:
-            raise SneakersError(
-                f"simulate.patch {settings.patch} must be a multiple of 2**depth "
-                f"({2**settings.depth})"
-            )
-        if any(not isinstance(s, int | float) or s < 1 for s in settings.scales or [1.0]):
-            raise SneakersError("simulate.scales must be numbers of at least 1, e.g. [1, 2]")
-        return settings
 
 
 def up_block(upsample: str, c_in: int, c_out: int) -> nn.Module:
@@ -222,7 +190,7 @@ def simulate(
         raw = [(raw_dir / row.source / row.path).read_bytes() for row in chosen.itertuples()]
         fitted = [recipe.fitted(data) for data in raw]
         model, loss = fit_autoencoder(torch.stack([to_tensor(im) for im in fitted]), settings, seed)
-        scales = rng.choice(settings.scales or [1.0], size=len(chosen))
+        scales = rng.choice(settings.scales, size=len(chosen))
         work = zip(chosen.to_dict("records"), raw, fitted, scales, strict=True)
         for row, data, im, scale in tqdm(work, total=len(chosen), desc="simulate: fakes",
                                          unit="image", disable=None):  # fmt: skip

@@ -11,7 +11,6 @@ import json
 import shutil
 import stat
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,15 +19,7 @@ import requests
 from sneakers import demo
 from sneakers.errors import SneakersError
 from sneakers.files import FETCH_REPORT, classify_entry, walk
-from sneakers.params import Source
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Caps on what a .zip source may unpack to (the `data.archive` params)."""
-
-    max_bytes: int = 8_000_000_000
-    max_ratio: int = 200
+from sneakers.params import ArchiveLimits, DemoSource, KaggleSource, Source
 
 
 def fetch_all(sources: list[Source], raw_dir: Path, seed: int, limits: ArchiveLimits) -> None:
@@ -58,17 +49,17 @@ def fetch_all(sources: list[Source], raw_dir: Path, seed: int, limits: ArchiveLi
 
 def origin(source: Source) -> str:
     """Where a source comes from, for the report."""
-    if source.kind == "demo":
-        return f"demo:{source.demo['kind']}"
-    return source.kaggle or source.path
+    if isinstance(source, DemoSource):
+        return f"demo:{source.demo.kind}"
+    return source.kaggle if isinstance(source, KaggleSource) else source.path
 
 
 def fetch_source(source: Source, dest: Path, seed: int, limits: ArchiveLimits) -> list[dict]:
     """Bring one source's files into dest; return the entries refused on the way."""
-    if source.kind == "demo":
+    if isinstance(source, DemoSource):
         demo.generate_source(source.demo, dest, seed)
         return []
-    if source.kind == "kaggle":
+    if isinstance(source, KaggleSource):
         return copy_folder(kaggle_download(source.kaggle), dest)
     path = Path(source.path)
     if not path.exists():

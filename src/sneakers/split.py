@@ -7,48 +7,17 @@ Images of `role: eval` sources are never split: their split is `eval`, scored by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sneakers.errors import SneakersError
-from sneakers.params import settings_from
-
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the order the cumulative fractions are cut in
 EVAL = "eval"
-
-
-@dataclass(frozen=True)
-class SplitSettings:
-    """The `split` params section."""
-
-    fractions: dict[str, float]
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> SplitSettings:
-        settings = settings_from(cls, section, "split")
-        check_fractions(settings.fractions)
-        return settings
-
-
-def check_fractions(fractions: dict[str, float]) -> None:
-    """Fractions must name the three splits, be positive and sum to 1."""
-    values = list(fractions.values())
-    if set(fractions) != set(SPLITS) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        raise SneakersError("split.fractions needs positive train, val and test values")
-    if abs(sum(fractions.values()) - 1.0) > 1e-6:
-        raise SneakersError(
-            f"split.fractions sum to {sum(fractions.values()):g}; make them sum to 1"
-        )
 
 
 def assign_splits(index: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.DataFrame:
     """Add a `split` column: groups shuffled per label, then cut at the cumulative fractions."""
-    check_fractions(fractions)
     out = index.copy()
     out["group"] = out["group"].fillna(out["id"])
     out["split"] = EVAL

@@ -13,7 +13,6 @@ import copy
 import os
 import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from sneakers.artifact import Fitted, Trained
 from sneakers.data import SplitData
-from sneakers.errors import SneakersError
 from sneakers.inference import (
-    PRECISIONS,
     autocast,
     device_label,
     predict_proba,
@@ -35,66 +33,11 @@ from sneakers.inference import (
     to_input,
 )
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
-from sneakers.model import ARCHS, INPUTS, build_model, count_parameters
-from sneakers.params import settings_from
-from sneakers.perturb import AugmentSettings, augment_batch
+from sneakers.model import build_model, count_parameters
+from sneakers.params import AugmentSettings, ModelSettings, RuntimeSettings, TrainSettings
+from sneakers.perturb import augment_batch
 
-# val: best balanced accuracy on validation; val_fpr: most detections at train.target_fpr of
-# the validation reals called AI.
-THRESHOLD_RULES = ("val", "val_fpr")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """The `model` params section."""
-
-    arch: str = "seed_cnn"
-    input: str = "rgb"  # rgb | npr | spectrum (model.NPR, model.Spectrum)
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> ModelSettings:
-        return settings_from(cls, section, "model", {"arch": tuple(ARCHS), "input": INPUTS})
-
-    def arch_args(self) -> dict[str, Any]:
-        """What build_model needs besides arch and size; the artifact keeps it."""
-        return {"input": self.input}
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The `train` params section."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    num_workers: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # training steps: auto | fp32 | bf16
-    eval_precision: str = "auto"  # validation here, and the evaluate stage
-    threshold: str | float = "val"  # val | val_fpr | a number
-    target_fpr: float = 0.05  # for threshold val_fpr
-    precise_bn: bool = True
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> TrainSettings:
-        choices = {
-            "optimizer": OPTIMIZERS,
-            "device": ("auto", "cpu", "cuda"),
-            "precision": PRECISIONS,
-            "eval_precision": PRECISIONS,
-        }
-        low = {"epochs": 1, "batch_size": 1, "lr": 0, "weight_decay": 0, "num_workers": 0}
-        settings = settings_from(cls, section, "train", choices, low)
-        if settings.threshold not in THRESHOLD_RULES and not (
-            isinstance(settings.threshold, int | float) and 0 < settings.threshold < 1
-        ):
-            raise SneakersError("train.threshold must be val, val_fpr or a number between 0 and 1")
-        if not 0 <= settings.target_fpr < 1:
-            raise SneakersError(f"train.target_fpr is {settings.target_fpr}; use 0 <= it < 1")
-        return settings
 
 
 def seed_everything(seed: int) -> None:
@@ -182,7 +125,6 @@ def train_epoch(
     return total_loss.item() / seen, correct.item() / seen
 
 
-@torch.no_grad()
 def recalibrate_batchnorm(
     model: nn.Module,
     images: torch.Tensor,
@@ -194,19 +136,14 @@ def recalibrate_batchnorm(
 
     With a few batches per epoch the running averages lag the fast-moving weights, and the
     eval-mode model can collapse to one class while the train-mode one is right ("precise BN",
-    Wu and Johnson 2021). Training itself is unchanged.
+    Wu and Johnson 2021). Training itself is unchanged. The batches are normalized as training
+    sees them, and run in its autocast, so the statistics are of the activations training sees.
     """
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for start in range(0, len(images), batch_size):
-        with autocast(device, precision):  # the statistics of the activations training sees
-            model(to_input(images[start : start + batch_size], device))
-    for m, momentum in zip(layers, momenta, strict=True):
-        m.momentum = momentum
+    batches = (
+        to_input(images[i : i + batch_size], device) for i in range(0, len(images), batch_size)
+    )
+    with autocast(device, precision):
+        torch.optim.swa_utils.update_bn(batches, model)
 
 
 def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
@@ -217,31 +154,33 @@ def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
 
 def train(
     splits: dict[str, SplitData],
-    arch: str,
+    net: ModelSettings,
     settings: TrainSettings,
+    runtime: RuntimeSettings,
     seed: int,
     log: Any,
     augment: AugmentSettings | None = None,
-    arch_args: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train, keep the best epoch by validation loss, fix the threshold; return the artifact.
+) -> Fitted:
+    """Train, keep the best epoch by validation loss, fix the threshold on validation.
 
     `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary). With
     `augment.enabled`, each training batch is augmented with a per-epoch seeded generator.
+    Validation runs as inference does: runtime.precision, runtime.batch_size.
     """
     seed_everything(seed)
-    device = resolve_device(settings.device)
+    device = resolve_device(runtime.device)
     train_data, val_data = splits["train"], splits["val"]
     image_size = int(train_data.images.shape[-1])
-    arch_args = arch_args or {}
-    model = build_model(arch, image_size, **arch_args).to(device, memory_format=torch.channels_last)
+    model = build_model(net.arch, image_size, input=net.input)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = OPTIMIZERS[settings.optimizer](
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     loader = make_loader(train_data, settings, device, seed)
     precision = resolve_precision(settings.precision, device)
-    eval_precision = resolve_precision(settings.eval_precision, device)
-    print(f"train: {arch} ({count_parameters(model):,} parameters) on {device_label(device)} "
+    eval_precision = resolve_precision(runtime.precision, device)
+    eval_batch = runtime.batch_size
+    print(f"train: {net.arch} ({count_parameters(model):,} parameters) on {device_label(device)} "
           f"in {precision}, {len(train_data)} train / {len(val_data)} val images "
           f"from {', '.join(sorted(set(train_data.rows['source'])))}")  # fmt: skip
     best: dict[str, Any] = {"val_loss": float("inf")}
@@ -252,8 +191,8 @@ def train(
         aug = (augment, rng) if augment is not None and augment.enabled else None
         train_loss, train_acc = train_epoch(model, loader, optimizer, device, precision, desc, aug)
         if settings.precise_bn:
-            recalibrate_batchnorm(model, train_data.images, device, 64, precision)
-        p_val = predict_proba(model, val_data.images, device, settings.batch_size, eval_precision)
+            recalibrate_batchnorm(model, train_data.images, device, eval_batch, precision)
+        p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision)
         val_loss, val_acc = score(p_val, val_data.labels)
         for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
                             ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
@@ -268,7 +207,7 @@ def train(
                 "state": copy.deepcopy(model.state_dict()),
             }
     model.load_state_dict(best["state"])
-    p_val = predict_proba(model, val_data.images, device, settings.batch_size, eval_precision)
+    p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision)
     y_val = val_data.labels.numpy()
     if settings.threshold == "val":
         threshold = choose_threshold(y_val, p_val)
@@ -283,19 +222,8 @@ def train(
         seconds=seconds,
         images_per_second=round(settings.epochs * len(train_data) / seconds, 2),
     )
-    return {
-        "arch": arch,
-        "arch_args": arch_args,
-        "image_size": image_size,
-        "threshold": float(threshold),
-        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-        "trained": {
-            "epochs": settings.epochs,
-            "best_epoch": best["epoch"],
-            "best_val_loss": best["val_loss"],
-            "seed": seed,
-            "device": device_label(device),
-            "precision": precision,
-            "eval_precision": eval_precision,
-        },
-    }
+    trained = Trained(epochs=settings.epochs, best_epoch=best["epoch"],
+                      best_val_loss=best["val_loss"], seed=seed, device=device_label(device),
+                      precision=precision, eval_precision=eval_precision)  # fmt: skip
+    state_dict = {k: v.cpu() for k, v in model.state_dict().items()}
+    return Fitted(state_dict, image_size, float(threshold), trained)
