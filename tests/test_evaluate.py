@@ -1,33 +1,44 @@
 """Evaluation: per-split metrics and per-source/brand accuracy from predictions, and the whole
-evaluate() on a small trained artifact."""
+evaluate() on a small trained artifact, its robustness conditions and their plot data."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from PIL import Image
 
+import sneakers.evaluate
 from sneakers.data import SplitData
 from sneakers.evaluate import (
+    RESAMPLE_SCALES,
     accuracy_by,
     counterfactual,
     cross_source,
     evaluate,
     heatmap_picks,
     predict_splits,
+    robustness,
     split_metrics,
 )
 from sneakers.history import History, dominant_histories, resample, with_history
 from sneakers.inference import model_from_artifact, predict_proba
 from sneakers.metrics import roc_auc
 from sneakers.perturb import CONDITIONS
+from sneakers.plots import write_robustness_data
 from sneakers.probe import probe_bytes
 
 if TYPE_CHECKING:
     from conftest import Trained
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 
 REPORT_KEYS = {
     "accuracy", "loss", "balanced_accuracy", "roc_auc", "average_precision", "accuracy_ci95",
@@ -97,12 +108,18 @@ def test_accuracy_by_source_and_brand_uses_test_rows_only() -> None:
 HISTORIES = {"real": History("JPEG", 95, 40, 40), "ai": History("PNG", None, 64, 64)}
 
 
-def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
-    size = trained.artifact["image_size"]  # the train stage adds preprocess; train() does not
+def staged_artifact(trained: Trained) -> dict[str, Any]:
+    """The trained artifact with the preprocess settings the train stage adds (train() does
+    not), which the resample conditions need to standardize their pictures."""
+    size = trained.artifact["image_size"]
     pre = {"size": size, "fit": "crop", "jpeg_quality": 90, "max_pixels": 10**8}
-    artifact = {**trained.artifact, "preprocess": pre}
+    return {**trained.artifact, "preprocess": pre}
+
+
+def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
+    size = trained.artifact["image_size"]
     metrics, preds, explained = evaluate(
-        artifact, trained.splits, torch.device("cpu"), "fp32", 0, HISTORIES
+        staged_artifact(trained), trained.splits, CPU, "fp32", 0, HISTORIES
     )
     for name in ("val", "test"):
         report = metrics[name]
@@ -156,13 +173,92 @@ def test_evaluate_on_a_trained_artifact(trained: Trained) -> None:
     assert metrics["run"]["heatmap_seconds"] >= 0
 
 
+@pytest.fixture(scope="module")
+def robust(trained: Trained) -> dict[str, dict[str, Any]]:
+    """robustness() of the shared trained model under the real conditions."""
+    artifact = staged_artifact(trained)
+    model = model_from_artifact(artifact, CPU)
+    return robustness(model, artifact, trained.splits["test"], CPU, 64, "fp32")
+
+
+def test_robustness_scores_every_condition(trained: Trained, robust: dict[str, Any]) -> None:
+    resampled = [f"resample_{scale}x" for scale in RESAMPLE_SCALES]
+    assert list(robust) == [*CONDITIONS, *resampled]
+    y = trained.splits["test"].labels.numpy()
+    counts = {"real": int((y == 0).sum()), "ai": int((y == 1).sum())}
+    for name, r in robust.items():
+        assert set(r) == {"accuracy", "roc_auc", "per_class_accuracy"}, name
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1, name
+        per_class = r["per_class_accuracy"]
+        assert set(per_class) == {"real", "ai"} and all(0 <= a <= 1 for a in per_class.values())
+        weighted = sum(per_class[c] * counts[c] for c in counts) / y.size
+        assert r["accuracy"] == pytest.approx(weighted, abs=1e-12), name
+        # a share of the test pictures: neither rounded nor smoothed
+        assert r["accuracy"] * y.size == pytest.approx(round(r["accuracy"] * y.size)), name
+    json.dumps(robust)
+
+
+def test_robustness_clean_is_the_test_score(trained: Trained, robust: dict[str, Any]) -> None:
+    """The unperturbed condition is evaluate's own test accuracy and ROC AUC, same model."""
+    artifact = staged_artifact(trained)
+    model = model_from_artifact(artifact, CPU)
+    scored = predict_splits(model, artifact, trained.splits, CPU, 64, "fp32")
+    test = split_metrics(scored, artifact["threshold"], seed=0)["test"]
+    assert robust["clean"]["accuracy"] == test["accuracy"]
+    assert robust["clean"]["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-12)
+    assert robust["clean"]["per_class_accuracy"] == {
+        name: pytest.approx(test["per_class"][name]["recall"], abs=1e-12) for name in ("real", "ai")
+    }
+
+
+def test_robustness_sees_what_a_perturbation_does(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grey pictures all score alike, so one class is always wrong and the AUC is a coin
+    toss; an identity perturbation (PIL round trip) changes nothing; the split is untouched."""
+    grey = {"clean": None, "same": lambda im: im.copy(),
+            "grey": lambda im: Image.new("RGB", im.size, (128, 128, 128))}  # fmt: skip
+    monkeypatch.setattr(sneakers.evaluate, "CONDITIONS", grey)
+    monkeypatch.setattr(sneakers.evaluate, "RESAMPLE_SCALES", ())
+    test = trained.splits["test"]
+    before = test.images.clone()
+    model = model_from_artifact(trained.artifact, CPU)
+    out = robustness(model, trained.artifact, test, CPU, 64, "fp32")
+    assert list(out) == ["clean", "same", "grey"]
+    assert out["same"] == out["clean"]
+    assert out["clean"]["accuracy"] >= 0.9  # the synthetic task is easy
+    y = test.labels.numpy()
+    assert sorted(out["grey"]["per_class_accuracy"].values()) == [0.0, 1.0]
+    assert out["grey"]["accuracy"] in (np.mean(y == 0), np.mean(y == 1))
+    assert out["grey"]["roc_auc"] == 0.5
+    assert torch.equal(test.images, before)
+
+
+def test_robustness_plot_data_is_what_dvc_plots_read(
+    robust: dict[str, Any], tmp_path: Path
+) -> None:
+    """One row per condition, in order, with exactly the x and y fields of the dvc.yaml plot,
+    written by the evaluate stage to the file that plot reads."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    spec = next(p["Robustness (test accuracy)"] for p in plots if "Robustness (test accuracy)" in p)
+    ((file, y_field),) = spec["y"].items()
+    assert (spec["template"], spec["x"], y_field) == ("bar_horizontal", "accuracy", "condition")
+    assert file == "metrics/plots/robustness.json"  # under the evaluate stage's metrics/plots out
+    assert f'Path("{file}")' in (ROOT / "stages" / "evaluate.py").read_text()
+
+    write_robustness_data(robust, tmp_path / file)
+    rows = json.loads((tmp_path / file).read_text())
+    assert rows == [{y_field: name, spec["x"]: r["accuracy"]} for name, r in robust.items()]
+    assert all(set(row) == {spec["x"], y_field} for row in rows)
+
+
 def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> None:
     """The test pictures posed as three eval sources: real only, AI only, and both."""
     test = trained.splits["test"]
     y = test.labels.numpy()
     sources = np.where(np.arange(len(y)) % 3 == 0, "mixed", np.where(y == 0, "shop", "gen"))
     held = SplitData(test.images, test.labels, test.rows.assign(source=sources))
-    model, cpu = model_from_artifact(trained.artifact, torch.device("cpu")), torch.device("cpu")
+    model, cpu = model_from_artifact(trained.artifact, CPU), CPU
     scored = predict_splits(
         model, trained.artifact, {**trained.splits, "eval": held}, cpu, 64, "fp32"
     )
