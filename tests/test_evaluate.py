@@ -1,18 +1,24 @@
 """Evaluation: per-split metrics and per-source/brand accuracy from predictions, and the whole
-evaluate() on a small trained model."""
+evaluate() on a small trained model, its robustness conditions and their plot data."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from PIL import Image
 from test_artifact import make_artifact
 
+import sneakers.evaluate
 from sneakers.data import SplitData
 from sneakers.evaluate import (
+    RESAMPLE_SCALES,
     accuracy_by,
     counterfactual,
     cross_source,
@@ -27,10 +33,14 @@ from sneakers.history import History, dominant_histories, resample, with_history
 from sneakers.inference import predict_proba
 from sneakers.metrics import roc_auc
 from sneakers.perturb import CONDITIONS
+from sneakers.plots import write_robustness_data
 from sneakers.probe import probe_bytes
 
 if TYPE_CHECKING:
     from conftest import Trained
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 
 REPORT_KEYS = {
     "accuracy", "loss", "balanced_accuracy", "roc_auc", "average_precision", "accuracy_ci95",
@@ -156,6 +166,82 @@ def test_evaluate_on_a_trained_model(trained: Trained) -> None:
     first = trained.splits["test"].images[position[explained.rows["id"][0]]]
     assert (explained.images[0] == first.permute(1, 2, 0).numpy()).all()
     assert metrics["run"]["heatmap_seconds"] >= 0
+
+
+@pytest.fixture(scope="module")
+def robust(trained: Trained) -> dict[str, dict[str, Any]]:
+    """robustness() of the shared trained model under the real conditions."""
+    card = trained.artifact.card
+    return robustness(trained.network(), card, trained.splits["test"], CPU, 64, "fp32")
+
+
+def test_robustness_scores_every_condition(trained: Trained, robust: dict[str, Any]) -> None:
+    resampled = [f"resample_{scale}x" for scale in RESAMPLE_SCALES]
+    assert list(robust) == [*CONDITIONS, *resampled]
+    y = trained.splits["test"].labels.numpy()
+    counts = {"real": int((y == 0).sum()), "ai": int((y == 1).sum())}
+    for name, r in robust.items():
+        assert set(r) == {"accuracy", "roc_auc", "per_class_accuracy"}, name
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1, name
+        per_class = r["per_class_accuracy"]
+        assert set(per_class) == {"real", "ai"} and all(0 <= a <= 1 for a in per_class.values())
+        weighted = sum(per_class[c] * counts[c] for c in counts) / y.size
+        assert r["accuracy"] == pytest.approx(weighted, abs=1e-12), name
+        # a share of the test pictures: neither rounded nor smoothed
+        assert r["accuracy"] * y.size == pytest.approx(round(r["accuracy"] * y.size)), name
+    json.dumps(robust)
+
+
+def test_robustness_clean_is_the_test_score(trained: Trained, robust: dict[str, Any]) -> None:
+    """The unperturbed condition is evaluate's own test accuracy and ROC AUC, same model."""
+    card = trained.artifact.card
+    scored = predict_splits(trained.network(), card, trained.splits, CPU, 64, "fp32")
+    test = split_metrics(scored, card.threshold, seed=0)["test"]
+    assert robust["clean"]["accuracy"] == test["accuracy"]
+    assert robust["clean"]["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-12)
+    assert robust["clean"]["per_class_accuracy"] == {
+        name: pytest.approx(test["per_class"][name]["recall"], abs=1e-12) for name in ("real", "ai")
+    }
+
+
+def test_robustness_sees_what_a_perturbation_does(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grey pictures all score alike, so one class is always wrong and the AUC is a coin
+    toss; an identity perturbation (PIL round trip) changes nothing; the split is untouched."""
+    grey = {"clean": None, "same": lambda im: im.copy(),
+            "grey": lambda im: Image.new("RGB", im.size, (128, 128, 128))}  # fmt: skip
+    monkeypatch.setattr(sneakers.evaluate, "CONDITIONS", grey)
+    monkeypatch.setattr(sneakers.evaluate, "RESAMPLE_SCALES", ())
+    test = trained.splits["test"]
+    before = test.images.clone()
+    out = robustness(trained.network(), trained.artifact.card, test, CPU, 64, "fp32")
+    assert list(out) == ["clean", "same", "grey"]
+    assert out["same"] == out["clean"]
+    assert out["clean"]["accuracy"] >= 0.9  # the synthetic task is easy
+    y = test.labels.numpy()
+    assert sorted(out["grey"]["per_class_accuracy"].values()) == [0.0, 1.0]
+    assert out["grey"]["accuracy"] in (np.mean(y == 0), np.mean(y == 1))
+    assert out["grey"]["roc_auc"] == 0.5
+    assert torch.equal(test.images, before)
+
+
+def test_robustness_plot_data_is_what_dvc_plots_read(
+    robust: dict[str, Any], tmp_path: Path
+) -> None:
+    """One row per condition, in order, with exactly the x and y fields of the dvc.yaml plot,
+    written by the evaluate stage to the file that plot reads."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    spec = next(p["Robustness (test accuracy)"] for p in plots if "Robustness (test accuracy)" in p)
+    ((file, y_field),) = spec["y"].items()
+    assert (spec["template"], spec["x"], y_field) == ("bar_horizontal", "accuracy", "condition")
+    assert file == "metrics/plots/robustness.json"  # under the evaluate stage's metrics/plots out
+    assert f'Path("{file}")' in (ROOT / "stages" / "evaluate.py").read_text()
+
+    write_robustness_data(robust, tmp_path / file)
+    rows = json.loads((tmp_path / file).read_text())
+    assert rows == [{y_field: name, spec["x"]: r["accuracy"]} for name, r in robust.items()]
+    assert all(set(row) == {spec["x"], y_field} for row in rows)
 
 
 def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> None:

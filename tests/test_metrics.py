@@ -1,6 +1,9 @@
 """Metrics agree with scikit-learn, handle degenerate input, and are JSON-ready."""
 
 import json
+import warnings
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +18,19 @@ def _scored_data(n: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     y = rng.integers(0, 2, size=n)
     p = np.clip(0.5 + 0.25 * (2 * y - 1) + rng.normal(0, 0.25, size=n), 0, 1).round(2)
     return y, p
+
+
+def assert_plain_json(value: Any, path: str = "report") -> None:
+    """Only Python's own types, never numpy scalars (np.int64 is not JSON serialisable)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert type(key) is str, path
+            assert_plain_json(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            assert_plain_json(item, f"{path}[{i}]")
+    else:
+        assert value is None or type(value) in (int, float), (path, type(value))
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
@@ -41,7 +57,7 @@ def test_classification_report_matches_sklearn(threshold: float) -> None:
     assert report["loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))
     low, high = report["accuracy_ci95"]
     assert low < report["accuracy"] < high
-    json.dumps(report)
+    assert_plain_json(report)
 
 
 def test_roc_auc_matches_sklearn_with_ties() -> None:
@@ -57,13 +73,43 @@ def test_log_loss_clips_confident_mistakes() -> None:
     assert metrics.log_loss(y, p) == pytest.approx(skm.log_loss(y, p))
 
 
+def test_log_loss_at_exact_zero_and_one() -> None:
+    """Right and certain costs the clipped 1e-7, not 0 (or a nan from 0 * log 0)."""
+    assert metrics.log_loss([1, 0], [1.0, 0.0]) == pytest.approx(-np.log1p(-1e-7), rel=1e-9)
+    assert metrics.log_loss([1, 0, 1], [1.0, 1.0, 0.0]) == pytest.approx(
+        -(np.log1p(-1e-7) + 2 * np.log(1e-7)) / 3
+    )
+    assert metrics.log_loss([1], [0.0], eps=1e-3) == pytest.approx(-np.log(1e-3))
+
+
+def test_log_loss_with_one_class() -> None:
+    """A batch of one class (a validation split of fakes only) is still a loss."""
+    assert metrics.log_loss([1, 1], [0.5, 0.8]) == pytest.approx(-(np.log(0.5) + np.log(0.8)) / 2)
+    assert metrics.log_loss([0, 0], [0.5, 0.8]) == pytest.approx(-(np.log(0.5) + np.log(0.2)) / 2)
+    assert metrics.log_loss([0], [0.0]) == pytest.approx(1e-7, rel=1e-6)
+
+
 def test_wilson_interval_known_value() -> None:
     low, high = metrics.wilson_interval(95, 100)
     assert low == pytest.approx(0.8883, abs=1e-4)
     assert high == pytest.approx(0.9785, abs=1e-4)
-    assert metrics.wilson_interval(0, 10)[0] == pytest.approx(0.0)
-    assert metrics.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert metrics.wilson_interval(0, 10)[0] == 0.0
+    assert metrics.wilson_interval(10, 10)[1] == 1.0
     assert metrics.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_wilson_interval_by_hand() -> None:
+    """8 of 10: (phat + z^2/2n -+ z sqrt(phat(1 - phat)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    z, n, phat = NormalDist().inv_cdf(0.975), 10, 0.8
+    center = (phat + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    low, high = metrics.wilson_interval(8, 10)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert low == pytest.approx(center - half, abs=1e-12)
+    assert high == pytest.approx(center + half, abs=1e-12)
+    assert type(low) is float and type(high) is float
+    wide = metrics.wilson_interval(8, 10, confidence_level=0.99)
+    assert wide[0] < low and high < wide[1]
 
 
 def test_ece_by_hand() -> None:
@@ -119,7 +165,38 @@ def test_single_class_does_not_crash() -> None:
     assert report["per_class"]["real"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert metrics.roc_points(y, p) == []
     assert metrics.pr_points(y, p) == []
+    assert_plain_json(report)
     json.dumps(report)
+
+
+def test_real_only_report_counts_and_balances_what_is_there() -> None:
+    """Four reals, one called AI: the ai class has no support, so balanced accuracy is the
+    real recall alone, and the library's warnings about the missing class stay out."""
+    y, p = [0, 0, 0, 0], [0.1, 0.2, 0.3, 0.9]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = metrics.classification_report(y, p, 0.5)
+    assert report["confusion"] == {"tn": 3, "fp": 1, "fn": 0, "tp": 0}
+    assert report["accuracy"] == report["balanced_accuracy"] == pytest.approx(0.75)
+    assert report["per_class"]["real"] == {
+        "precision": 1.0, "recall": 0.75, "f1": pytest.approx(6 / 7), "support": 4
+    }  # fmt: skip
+    assert report["per_class"]["ai"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert report["brier"] == pytest.approx((0.01 + 0.04 + 0.09 + 0.81) / 4)
+    assert report["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.7, 0.1])))
+    assert report["roc_auc"] is None and report["average_precision"] is None
+    assert_plain_json(report)
+
+
+def test_all_correct_report() -> None:
+    y, p = [0, 1, 0, 1], [0.0, 1.0, 0.2, 0.7]
+    report = metrics.classification_report(y, p, 0.5)
+    assert report["accuracy"] == report["balanced_accuracy"] == report["roc_auc"] == 1.0
+    assert report["confusion"] == {"tn": 2, "fp": 0, "fn": 0, "tp": 2}
+    for stats in report["per_class"].values():
+        assert (stats["precision"], stats["recall"], stats["f1"], stats["support"]) == (1, 1, 1, 2)
+    assert report["brier"] == pytest.approx((0.04 + 0.09) / 4)
+    assert report["accuracy_ci95"] == [pytest.approx(0.5101, abs=1e-4), 1.0]  # Wilson 4 of 4
 
 
 def test_curve_points_are_small_json_and_match_sklearn_ends() -> None:

@@ -18,6 +18,7 @@ from sneakers.plots import confusion_png, samples_png, worst_png, write_plot_dat
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THRESHOLD = 0.2  # deliberately not 0.5: a big error is then not always a mistake
+DPI = 100  # save_figure's
 
 # id, label, p_ai. Decided at THRESHOLD: t2 and t4 are wrong, t1 is right but far from its label.
 TEST_ROWS = [
@@ -64,6 +65,33 @@ def assert_png(path: Path) -> None:
         assert im.format == "PNG" and im.width > 50 and im.height > 50
 
 
+def drawn(path: Path) -> np.ndarray:
+    """A valid PNG's pixels as H x W x 3 ints, checked not to be one flat colour."""
+    assert_png(path)
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB")).astype(int)
+    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 2, path
+    return pixels
+
+
+def heatmap_darkness(pixels: np.ndarray) -> np.ndarray:
+    """Darkness of the 2 x 2 cells of a Blues heatmap (rows actual, columns predicted): the
+    median colour of each quarter of the box of bluish pixels, where text and the white page
+    are grey."""
+    bluish = pixels[..., 2] > pixels[..., 0]
+    rows, cols = np.flatnonzero(bluish.any(axis=1)), np.flatnonzero(bluish.any(axis=0))
+    box = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = box.shape[0] // 2, box.shape[1] // 2
+    cells = [[box[i * h : (i + 1) * h, j * w : (j + 1) * w] for j in (0, 1)] for i in (0, 1)]
+    return np.array([[765 - np.median(c.reshape(-1, 3), axis=0).sum() for c in r] for r in cells])
+
+
+def assert_shades_follow(darkness: np.ndarray, counts: list[list[int]]) -> None:
+    """Cells with more images are darker, with as many equally dark."""
+    d, c = darkness.ravel(), np.asarray(counts).ravel()
+    assert (np.sign(np.subtract.outer(d, d)) == np.sign(np.subtract.outer(c, c))).all(), darkness
+
+
 def test_write_plot_data(tmp_path: Path) -> None:
     write_plot_data(predictions(), tmp_path / "plots")
     files = {p.name: json.loads(p.read_text()) for p in (tmp_path / "plots").iterdir()}
@@ -83,21 +111,77 @@ def test_write_plot_data(tmp_path: Path) -> None:
 
 
 def test_confusion_png(tmp_path: Path) -> None:
+    """4 x 3.4 inches at 100 dpi; the test rows give real [2 right, 1 wrong], ai [1 wrong,
+    2 right]; calling the real t2 real too gives real [3, 0], and another picture."""
     path = tmp_path / "figures" / "confusion.png"
     confusion_png(predictions(), path)
-    assert_png(path)
+    pixels = drawn(path)
+    assert pixels.shape == (round(3.4 * DPI), 4 * DPI, 3)
+    assert_shades_follow(heatmap_darkness(pixels), [[2, 1], [1, 2]])
+
+    other = predictions()
+    other.loc[other["id"] == "t2", "predicted"] = "real"
+    confusion_png(other, tmp_path / "other.png")
+    changed = drawn(tmp_path / "other.png")
+    assert changed.shape == pixels.shape and (changed != pixels).any()
+    assert_shades_follow(heatmap_darkness(changed), [[3, 0], [1, 2]])
 
 
 def test_confusion_png_when_one_class_is_never_predicted(tmp_path: Path) -> None:
+    """The never predicted column is still drawn, empty (a 2 x 1 map would be dark both sides)."""
     frame = predictions().assign(predicted="real")
     confusion_png(frame, tmp_path / "confusion.png")
-    assert_png(tmp_path / "confusion.png")
+    assert_shades_follow(heatmap_darkness(drawn(tmp_path / "confusion.png")), [[3, 0], [3, 0]])
 
 
-def test_samples_png(tmp_path: Path) -> None:
+# One flat colour per picture, none grey, so a tile is found by its colour and not confused
+# with title text or the white page.
+COLOURS = [(200, 30, 30), (30, 160, 30), (30, 30, 200), (200, 160, 30), (160, 30, 200),
+           (30, 160, 200), (230, 120, 20), (90, 20, 60)]  # fmt: skip
+LABELS = ["ai", "real", "ai", "real", "real", "ai", "real", "ai"]
+
+
+def colour_split() -> SplitData:
+    """Eight flat-coloured test pictures, four of each class, interleaved."""
+    images = torch.stack(
+        [torch.tensor(c, dtype=torch.uint8)[:, None, None].expand(3, 40, 40) for c in COLOURS]
+    )
+    rows = pd.DataFrame({"id": [f"c{i}" for i in range(8)], "label": LABELS, "source": "s"})
+    return SplitData(images, torch.tensor([label == "ai" for label in LABELS]).long(), rows)
+
+
+@pytest.mark.parametrize(
+    ("per_class", "shown", "grid"),
+    [
+        (6, [1, 3, 4, 6, 0, 2, 5, 7], (2, 6)),  # all eight, real first: 6 + 2 on a second row
+        (2, [1, 3, 0, 2], (1, 4)),  # the first two of each class, one row
+    ],
+)
+def test_samples_png(
+    tmp_path: Path, per_class: int, shown: list[int], grid: tuple[int, int]
+) -> None:
+    """A tile per picked picture, in reading order, in a grid of 2 x 2.2 inch cells; the
+    pictures not picked and the cells left over are not drawn."""
     path = tmp_path / "samples.png"
-    samples_png(split_data(), path)
-    assert_png(path)
+    samples_png(colour_split(), path, per_class=per_class)
+    pixels = drawn(path)
+    rows, cols = grid
+    assert pixels.shape == (round(2.2 * DPI * rows), 2 * DPI * cols, 3)
+    cell_h, cell_w = pixels.shape[0] // rows, pixels.shape[1] // cols
+    for k, i in enumerate(shown):
+        tile = (pixels == COLOURS[i]).all(axis=-1)
+        ys, xs = np.flatnonzero(tile.any(axis=1)), np.flatnonzero(tile.any(axis=0))
+        height, width = ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1
+        assert tile.sum() == height * width and abs(height - width) <= 2, i  # a filled square
+        assert height > 0.75 * cell_w, i
+        centre_y, centre_x = (ys[0] + ys[-1]) // 2, (xs[0] + xs[-1]) // 2
+        assert (centre_y // cell_h, centre_x // cell_w) == divmod(k, cols), i
+    for i in set(range(len(COLOURS))) - set(shown):
+        assert not (pixels == COLOURS[i]).all(axis=-1).any(), i
+    for k in range(len(shown), rows * cols):
+        row, col = divmod(k, cols)
+        cell = pixels[row * cell_h : (row + 1) * cell_h, col * cell_w : (col + 1) * cell_w]
+        assert (cell == 255).all(), k  # white page
 
 
 def capture_grid(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

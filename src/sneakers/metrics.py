@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+from scipy.stats import binomtest
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_curve,
+)
+from sklearn.metrics import log_loss as sk_log_loss
 
 ECE_BINS = 15
 MAX_CURVE_POINTS = 200
@@ -40,13 +49,12 @@ def _has_both_classes(y: np.ndarray) -> bool:
     return 0 < int(y.sum()) < y.size
 
 
-def _ratio(num: float, den: float) -> float:
-    """Division that yields 0.0 for an empty denominator, like sklearn's zero_division=0."""
-    return float(num / den) if den else 0.0
-
-
 def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    """ROC AUC as the Mann-Whitney U statistic, with tied scores counted as half."""
+    """ROC AUC as the Mann-Whitney U statistic, with tied scores counted as half.
+
+    Ours, not roc_auc_score, because the bootstrap calls it per resample: 1000 resamples of 70
+    scores take 0.05 s here against 3.3 s with sklearn (about 70x; 30x at 1000 scores).
+    """
     if not _has_both_classes(y):
         return None
     n_pos = int(y.sum())
@@ -59,7 +67,11 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
 def _calibration_bins(
     y: np.ndarray, p: np.ndarray, n_bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-bin sample count, summed confidence and number correct for the top-label prediction."""
+    """Per-bin sample count, summed confidence and number correct for the top-label prediction.
+
+    Ours because sklearn's calibration_curve bins P(ai) rather than top-label confidence, and
+    sklearn has no ECE.
+    """
     pred = (p >= 0.5).astype(np.int64)
     confidence = np.where(pred == 1, p, 1 - p)
     correct = (pred == y).astype(np.float64)
@@ -77,25 +89,15 @@ def _thin(n: int, max_points: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
 
 
-def _class_stats(tp: int, fp: int, fn: int) -> dict[str, float | int]:
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int, confidence_level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion; sane near 0 and 1, unlike the normal one.
 
-    With no trials nothing is known, so the interval is the whole of [0, 1].
+    With no trials nothing is known, so the interval is the whole of [0, 1] (scipy refuses n=0).
     """
     if n == 0:
         return 0.0, 1.0
-    phat = successes / n
-    denom = 1 + z**2 / n
-    center = (phat + z**2 / (2 * n)) / denom
-    half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / denom
-    return float(max(0.0, center - half)), float(min(1.0, center + half))
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence_level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def roc_auc(y_true: ArrayLike, p_ai: ArrayLike) -> float | None:
@@ -110,8 +112,8 @@ def log_loss(y_true: ArrayLike, p_ai: ArrayLike, eps: float = 1e-7) -> float:
     amount; 1e-7 matches the resolution of float32 softmax outputs near 1.
     """
     y, p = _check_inputs(y_true, p_ai)
-    p = np.clip(p, eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    # Clipped here: sklearn dropped its eps argument (1.5) and clips at float64 resolution.
+    return float(sk_log_loss(y, np.clip(p, eps, 1 - eps), labels=[0, 1]))
 
 
 def expected_calibration_error(y_true: ArrayLike, p_ai: ArrayLike, n_bins: int = ECE_BINS) -> float:
@@ -185,27 +187,32 @@ def classification_report(
     balanced_accuracy then averages the recall of the classes that are present, like sklearn.
     """
     y, p = _check_inputs(y_true, p_ai)
-    pred = p >= threshold
-    tp = int(np.sum(pred & (y == 1)))
-    fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
-    tn = int(np.sum(~pred & (y == 0)))
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, pred, labels=[0, 1], zero_division=0
+    )
     per_class = {
-        class_names[0]: _class_stats(tp=tn, fp=fn, fn=fp),  # real as the positive class
-        class_names[1]: _class_stats(tp=tp, fp=fp, fn=fn),
+        name: {
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
+        }
+        for k, name in enumerate(class_names)
     }
-    present_recalls = [s["recall"] for s in per_class.values() if s["support"] > 0]
     both = _has_both_classes(y)
     return {
         "n": int(y.size),
         "threshold": float(threshold),
         "accuracy": (tp + tn) / y.size,
         "accuracy_ci95": list(wilson_interval(tp + tn, y.size)),
-        "balanced_accuracy": float(np.mean(present_recalls)),
+        # balanced_accuracy_score's value, without its warnings when y has a single class.
+        "balanced_accuracy": float(recall[support > 0].mean()),
         "roc_auc": _auc(y, p),
         "average_precision": float(average_precision_score(y, p)) if both else None,
         "loss": log_loss(y, p),  # cross-entropy, as the study reports
-        "brier": float(np.mean((p - y) ** 2)),
+        "brier": float(brier_score_loss(y, p)),
         "ece": expected_calibration_error(y, p),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
         "per_class": per_class,
