@@ -57,6 +57,7 @@ def test_folder_source_copies_files_and_refuses_links_that_leave(tmp_path: Path)
     (src / "real" / "b with space.jpg").write_bytes(b"photo b")
     (src / "real" / "inside.jpg").symlink_to(src / "real" / "a.jpg")
     (src / "real" / "escape.jpg").symlink_to(outside / "passwords.jpg")
+    (src / "real" / "dangling.jpg").symlink_to(src / "real" / "deleted.jpg")
     (src / "real" / "album-link").symlink_to(src / "albums", target_is_directory=True)
     raw = tmp_path / "data" / "raw"
 
@@ -75,6 +76,7 @@ def test_folder_source_copies_files_and_refuses_links_that_leave(tmp_path: Path)
     refused = {r["path"]: (r["status"], r["reason"]) for r in entry["refused"]}
     assert refused == {
         "real/escape.jpg": ("rejected", "link_outside_source"),
+        "real/dangling.jpg": ("rejected", "broken_link"),
         "real/album-link": ("ignored", "link_to_folder"),
     }
     assert b"secret" not in b"".join(files_under(raw).values())
