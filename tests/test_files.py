@@ -76,7 +76,7 @@ def test_classification_of_every_entry(tree: Path) -> None:
         "linked-target/inner.jpg": ("candidate", ""),
         "real/.hidden.jpg": ("ignored", "hidden_file"),
         "real/Thumbs.db": ("ignored", "os_junk"),
-        "real/broken.jpg": ("rejected", "link_outside_source"),
+        "real/broken.jpg": ("rejected", "broken_link"),
         "real/escape.jpg": ("rejected", "link_outside_source"),
         "real/folder-link": ("ignored", "link_to_folder"),
         "real/inside.jpg": ("candidate", ""),
@@ -91,6 +91,18 @@ def test_details_say_what_was_found(tree: Path) -> None:
     assert escape["detail"] == str((tree.parent / "outside" / "secret.jpg").resolve())
     assert classify_entry(root, root / "__MACOSX/real/._shoe.jpg")["detail"] == "__MACOSX"
     assert classify_entry(root, root / "real" / "Thumbs.db")["detail"] == "Thumbs.db"
+
+
+def test_a_broken_link_has_its_own_reason_unless_it_points_out(tree: Path) -> None:
+    root = tree.resolve()
+    assert classify_entry(root, root / "real" / "broken.jpg") == {
+        "status": "rejected", "reason": "broken_link", "detail": str(root / "real" / "gone.jpg"),
+    }  # fmt: skip
+    (root / "real" / "gone-outside.jpg").symlink_to(tree.parent / "outside" / "gone.jpg")
+    out = classify_entry(root, root / "real" / "gone-outside.jpg")
+    assert (out["reason"], out["detail"]) == (
+        "link_outside_source", str((tree.parent / "outside" / "gone.jpg").resolve()),
+    )  # fmt: skip
 
 
 def test_link_through_a_relative_path_that_climbs_out_is_rejected(tmp_path: Path) -> None:

@@ -115,6 +115,8 @@ def build_corpus(
     (outside / "secret.jpg").write_bytes(encode(picture(20), "JPEG"))
     (folder / "escape.jpg").symlink_to(outside / "secret.jpg")
     expected["escape.jpg"] = ("rejected", "link_outside_source")
+    (folder / "dangling.jpg").symlink_to(folder / "deleted.jpg")
+    expected["dangling.jpg"] = ("rejected", "broken_link")
     (folder / "alias.jpg").symlink_to(folder / "good.jpg")
     expected["alias.jpg"] = ("accepted", "")  # copied as a file by fetch
     return expected

@@ -258,6 +258,30 @@ def test_summary_counts(manifest: pd.DataFrame) -> None:
     assert summary["ignored_by_reason"] == {"os_junk": 2}
 
 
+def test_broken_links_and_links_out_keep_their_own_reasons(
+    raw: Path, fetch_report: Callable[[Path, list[dict[str, Any]]], Path]
+) -> None:
+    """What fetch refused reaches the manifest with fetch's reason and detail."""
+    dangling = {"path": "real/dangling.jpg", "status": "rejected", "reason": "broken_link",
+                "detail": "/x/compiled/real/deleted.jpg"}  # fmt: skip
+    fetch_report(
+        raw,
+        [
+            {"name": "shop"},
+            {"name": "renders"},
+            {"name": "compiled", "refused": [*REFUSED, dangling]},
+        ],
+    )
+    manifest = build_manifest(raw, SOURCES, BRANDS, SETTINGS)
+    for entry in (*REFUSED, dangling):
+        found = row(manifest, "compiled", entry["path"])
+        assert (found["status"], found["reason"], found["detail"]) == (
+            "rejected", entry["reason"], entry["detail"],
+        )  # fmt: skip
+    reasons = summarize(manifest)["rejected_by_reason"]
+    assert (reasons["broken_link"], reasons["link_outside_source"]) == (1, 1)
+
+
 def test_exact_duplicates_group_even_with_near_matching_off(raw: Path) -> None:
     """A negative threshold disables near matching: only sha256 equality still groups. (params
     allow 0 to 64, so the setting is made past validation: this tests merge, not params.)"""

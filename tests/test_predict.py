@@ -29,7 +29,7 @@ from sneakers.data import load_splits
 from sneakers.evaluate import predict_splits
 from sneakers.model import build_model
 from sneakers.params import RuntimeSettings, StandardizeSettings
-from sneakers.predict import literal_base, run
+from sneakers.predict import find_inputs, literal_base, run
 from sneakers.preprocess import Recipe
 from sneakers.standardize import standardize_manifest
 
@@ -186,6 +186,24 @@ def test_globs_judge_links_and_junk_folders_as_folder_walks_do(
         assert not any(n.startswith(("__MACOSX", "sub/again", "sub/linked/")) for n in names)
         if pattern.endswith("**"):  # the link out is one row, not one per file behind it
             assert names["sub/linked"]["error"].startswith("link_outside_folder:")
+
+
+def test_a_broken_link_is_told_apart_from_a_link_out(tmp_path: Path) -> None:
+    folder, outside = tmp_path / "pics", tmp_path / "outside"
+    write_bytes(folder / "good.jpg", b"jpeg")
+    write_bytes(outside / "secret.jpg", b"jpeg")
+    (folder / "dangling.jpg").symlink_to(folder / "deleted.jpg")
+    (folder / "escape.jpg").symlink_to(outside / "secret.jpg")
+    (folder / "gone-out.jpg").symlink_to(outside / "gone.jpg")  # broken, but out: not followed
+    real = tmp_path.resolve()  # the messages name resolved targets
+    for pattern in (folder, f"{folder}/*.jpg"):
+        errors = {Path(r.path).name: r.error for r in find_inputs([str(pattern)]).rows}
+        assert errors == {
+            "dangling.jpg": f"broken_link: points to {real}/pics/deleted.jpg, which does not exist",
+            "escape.jpg": f"link_outside_folder: points to {real}/outside/secret.jpg, not followed",
+            "gone-out.jpg": f"link_outside_folder: points to {real}/outside/gone.jpg, not followed",
+            "good.jpg": None,
+        }, pattern
 
 
 def test_an_existing_name_that_looks_like_a_pattern_is_a_name(

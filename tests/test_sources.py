@@ -21,7 +21,8 @@ import requests
 import yaml
 
 from sneakers.errors import SneakersError
-from sneakers.params import ArchiveLimits, KaggleSource, PathSource
+from sneakers.merge import build_manifest
+from sneakers.params import ArchiveLimits, KaggleSource, MergeSettings, PathSource
 from sneakers.sources import extract_zip, fetch_all, kaggle_download
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,7 @@ def test_folder_source_copies_files_and_refuses_links_that_leave(tmp_path: Path)
     (src / "real" / "b with space.jpg").write_bytes(b"photo b")
     (src / "real" / "inside.jpg").symlink_to(src / "real" / "a.jpg")
     (src / "real" / "escape.jpg").symlink_to(outside / "passwords.jpg")
+    (src / "real" / "dangling.jpg").symlink_to(src / "real" / "deleted.jpg")
     (src / "real" / "album-link").symlink_to(src / "albums", target_is_directory=True)
     raw = tmp_path / "data" / "raw"
 
@@ -74,6 +76,7 @@ def test_folder_source_copies_files_and_refuses_links_that_leave(tmp_path: Path)
     refused = {r["path"]: (r["status"], r["reason"]) for r in entry["refused"]}
     assert refused == {
         "real/escape.jpg": ("rejected", "link_outside_source"),
+        "real/dangling.jpg": ("rejected", "broken_link"),
         "real/album-link": ("ignored", "link_to_folder"),
     }
     assert b"secret" not in b"".join(files_under(raw).values())
@@ -153,6 +156,83 @@ def test_zip_total_size_cap(tmp_path: Path) -> None:
         ("real/c.jpg", "archive_too_large"),
         ("real/d.jpg", "archive_too_large"),
     ]
+
+
+def test_zip_members_whose_name_names_nothing_are_refused(tmp_path: Path) -> None:
+    """An empty name, or one of '.' parts only, would be the destination folder itself."""
+    path = tmp_path / "nameless.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        with zf.open(zipfile.ZipInfo(""), "w") as member:  # writestr() refuses an empty name
+            member.write(b"no name")
+        zf.writestr(".", b"dot")
+        zf.writestr("./.", b"dots")
+        zf.writestr("./", b"")  # a folder entry: skipped like real/
+        zf.writestr("real/a.jpg", b"photo a")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    refused = extract_zip(path, dest, LIMITS)
+    assert files_under(dest) == {"real/a.jpg": b"photo a"}
+    # Quoted, so the manifest lists them under a path that is not empty.
+    assert [(r["path"], r["status"], r["reason"]) for r in refused] == [
+        ("''", "rejected", "unsafe_archive_path"),
+        ("'.'", "rejected", "unsafe_archive_path"),
+        ("'./.'", "rejected", "unsafe_archive_path"),
+    ]
+    assert all("empty name" in r["detail"] for r in refused)
+
+
+def mark_encrypted(path: Path, name: str) -> None:
+    """Set the 'encrypted' flag (bit 0) of one member in its local and central headers.
+
+    The data stays plain, but zipfile goes by the flag, as it would for a password-protected
+    archive made by any zip tool.
+    """
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        local = zf.getinfo(name).header_offset
+    central = data.rindex(name.encode()) - 46  # the central directory comes last
+    assert data[local : local + 4] == b"PK\x03\x04" and data[central : central + 4] == b"PK\x01\x02"
+    for flags in (local + 6, central + 8):
+        data[flags] |= 0x1
+    path.write_bytes(bytes(data))
+
+
+def test_encrypted_zip_member_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "locked.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("real/a.jpg", b"photo a")
+        zf.writestr("real/locked.jpg", b"photo b")
+    mark_encrypted(path, "real/locked.jpg")
+    with zipfile.ZipFile(path) as zf, pytest.raises(RuntimeError, match="password required"):
+        zf.read("real/locked.jpg")  # what extract_zip would run into
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    assert files_under(raw / "zipped") == {"real/a.jpg": b"photo a"}
+    assert report(raw)["zipped"]["refused"] == [
+        {"path": "real/locked.jpg", "status": "rejected", "reason": "encrypted",
+         "detail": "password-protected member, not unpacked"},
+    ]  # fmt: skip
+
+
+def test_refused_members_reach_the_manifest_with_their_reasons(tmp_path: Path) -> None:
+    """merge lists what fetch refused; a brand taken from the name copes with a quoted one."""
+    archive = tmp_path / "compiled.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("real/nike_1.jpg", b"not a picture")
+        zf.writestr("real/nike_2.jpg", b"locked")
+        zf.writestr(".", b"dot")
+    mark_encrypted(archive, "real/nike_2.jpg")
+    source = PathSource(name="compiled", path=str(archive), labels={"real": "real"},
+                        brand="prefix")  # fmt: skip
+    raw = tmp_path / "raw"
+    fetch_all([source], raw, seed=1, limits=LIMITS)
+    manifest = build_manifest(raw, [source], ["nike"], MergeSettings(workers=1))
+    verdicts = {r.path: (r.status, r.reason, r.brand) for r in manifest.itertuples()}
+    assert verdicts == {
+        "'.'": ("rejected", "unsafe_archive_path", ""),
+        "real/nike_1.jpg": ("rejected", "not_an_image", "nike"),
+        "real/nike_2.jpg": ("rejected", "encrypted", "nike"),
+    }
 
 
 def test_missing_path_and_non_archive_are_user_errors(tmp_path: Path) -> None:

@@ -25,8 +25,10 @@ def classify_entry(root: Path, path: Path) -> dict[str, str]:
         return {"status": "ignored", "reason": "hidden_file", "detail": "name starts with '.'"}
     if path.is_symlink():
         target = path.resolve()
-        if not target.is_relative_to(root) or not target.exists():
+        if not target.is_relative_to(root):  # even when broken: it would leave the source
             return {"status": "rejected", "reason": "link_outside_source", "detail": str(target)}
+        if not target.exists():
+            return {"status": "rejected", "reason": "broken_link", "detail": str(target)}
         if target.is_dir():
             return {"status": "ignored", "reason": "link_to_folder", "detail": "not followed"}
     return {"status": "candidate", "reason": "", "detail": ""}

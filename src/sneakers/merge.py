@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 from sneakers.errors import SneakersError
 from sneakers.files import FETCH_REPORT, classify_entry, walk
@@ -116,29 +118,30 @@ def mark_duplicates(manifest: pd.DataFrame, threshold: int, order: dict[str, int
     """Group exact and near duplicates (connected components); keep one member per group."""
     manifest = manifest.copy()
     accepted = manifest.index[manifest["status"] == "accepted"].to_numpy()
-    parent = {int(i): int(i) for i in accepted}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        parent[max(find(a), find(b))] = min(find(a), find(b))
-
-    first_by_sha: dict[str, int] = {}
-    for i in accepted:
-        union(int(i), first_by_sha.setdefault(manifest.at[i, "sha256"], int(i)))
-    for a, b in near_pairs(manifest.loc[accepted], threshold):
-        union(int(accepted[a]), int(accepted[b]))
-    groups: dict[int, list[int]] = {}
-    for i in accepted:
-        groups.setdefault(find(int(i)), []).append(int(i))
     manifest["id"] = manifest["sha256"].where(manifest["status"] == "accepted").str[:16]
-    for number, members in enumerate(m for m in groups.values() if len(m) > 1):
-        resolve_group(manifest, members, f"g{number:05d}", order)
+    for number, members in enumerate(duplicate_groups(manifest.loc[accepted], threshold)):
+        resolve_group(manifest, [int(i) for i in accepted[members]], f"g{number:05d}", order)
     return manifest
+
+
+def duplicate_groups(hashes: pd.DataFrame, threshold: int) -> list[np.ndarray]:
+    """Row positions of each group of two or more exact or near duplicates.
+
+    Groups come in the order of their first row, each with its rows in manifest order: the
+    numbering of the group names (g00000, ...) that manifests have always had.
+    """
+    n = len(hashes)
+    sha = pd.factorize(hashes["sha256"])[0]
+    first_with_sha = np.unique(sha, return_index=True)[1][sha]
+    near = np.array(near_pairs(hashes, threshold), dtype=np.int64).reshape(-1, 2)
+    # Edges: every row to the first row with its sha256, and every near pair.
+    edges = (np.r_[np.arange(n), near[:, 0]], np.r_[first_with_sha, near[:, 1]])
+    graph = coo_array((np.ones(len(edges[0])), edges), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    number = pd.factorize(component)[0]  # renumbered in the order of each one's first row
+    rows = np.argsort(number, kind="stable")
+    members = np.split(rows, np.cumsum(np.bincount(number))[:-1])
+    return [m for m in members if len(m) > 1]
 
 
 def resolve_group(

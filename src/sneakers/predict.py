@@ -89,6 +89,8 @@ def find_inputs(patterns: Sequence[str]) -> Inputs:
         verdict = classify_entry(root, root / rel)
         if verdict["status"] == "candidate":
             add(shown)
+        elif verdict["reason"] == "broken_link":
+            add(shown, f"broken_link: points to {verdict['detail']}, which does not exist")
         elif verdict["status"] == "rejected":
             add(shown, f"link_outside_folder: points to {verdict['detail']}, not followed")
         else:

@@ -89,17 +89,20 @@ def copy_folder(src: Path, dest: Path) -> list[dict[str, Any]]:
 
 
 def extract_zip(archive: Path, dest: Path, limits: ArchiveLimits) -> list[dict[str, Any]]:
-    """Unpack a .zip without trusting it: no absolute or parent paths, no links, capped size."""
+    """Unpack a .zip without trusting it: no absolute, parent or empty paths, no links, no
+    encrypted members, capped size."""
     refused: list[dict[str, Any]] = []
     total = 0
     with zipfile.ZipFile(archive) as zf:
         for member in sorted(zf.infolist(), key=lambda m: m.filename):
-            if member.is_dir():
+            if member.filename.endswith("/"):  # a folder (is_dir() fails on an empty name)
                 continue
             rel = PurePosixPath(member.filename.replace("\\", "/"))
             verdict = check_member(member, rel, total, limits)
             if verdict:
-                refused.append({"path": member.filename, "status": "rejected", **verdict})
+                # Quoted when it names nothing, so the manifest's path is never empty.
+                path = member.filename if rel.parts else repr(member.filename)
+                refused.append({"path": path, "status": "rejected", **verdict})
                 continue
             total += member.file_size
             target = dest / rel
@@ -113,10 +116,14 @@ def check_member(
     member: zipfile.ZipInfo, rel: PurePosixPath, total: int, limits: ArchiveLimits
 ) -> dict[str, str] | None:
     """Why an archive member must not be unpacked, or None when it is safe."""
+    if not rel.parts:
+        return {"reason": "unsafe_archive_path", "detail": "empty name: it names no file"}
     if rel.is_absolute() or ".." in rel.parts or ":" in rel.parts[0]:
         return {"reason": "unsafe_archive_path", "detail": "absolute path or '..' in the name"}
     if stat.S_ISLNK(member.external_attr >> 16):
         return {"reason": "link_in_archive", "detail": "archive members may not be links"}
+    if member.flag_bits & 0x1:  # zipfile would ask for a password
+        return {"reason": "encrypted", "detail": "password-protected member, not unpacked"}
     if total + member.file_size > limits.max_bytes:
         return {"reason": "archive_too_large", "detail": f"over {limits.max_bytes} bytes unpacked"}
     if member.file_size > limits.max_ratio * max(member.compress_size, 1):
