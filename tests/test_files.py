@@ -105,6 +105,17 @@ def test_a_broken_link_has_its_own_reason_unless_it_points_out(tree: Path) -> No
     )  # fmt: skip
 
 
+def test_a_loop_of_links_is_a_broken_link_not_a_traceback(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    (root / "a.jpg").symlink_to(root / "b.jpg")
+    (root / "b.jpg").symlink_to(root / "a.jpg")
+    (root / "self.jpg").symlink_to(root / "self.jpg")
+    for name in ("a.jpg", "b.jpg", "self.jpg"):
+        assert classify_entry(root, root / name) == {
+            "status": "rejected", "reason": "broken_link", "detail": "a loop of links",
+        }  # fmt: skip
+
+
 def test_link_through_a_relative_path_that_climbs_out_is_rejected(tmp_path: Path) -> None:
     root = tmp_path / "src"
     root.mkdir()

@@ -24,7 +24,10 @@ def classify_entry(root: Path, path: Path) -> dict[str, str]:
     if any(p.startswith(".") for p in parts):
         return {"status": "ignored", "reason": "hidden_file", "detail": "name starts with '.'"}
     if path.is_symlink():
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (RuntimeError, OSError):  # a loop: Python 3.11 raises RuntimeError, later OSError
+            return {"status": "rejected", "reason": "broken_link", "detail": "a loop of links"}
         if not target.is_relative_to(root):  # even when broken: it would leave the source
             return {"status": "rejected", "reason": "link_outside_source", "detail": str(target)}
         if not target.exists():
