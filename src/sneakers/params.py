@@ -8,8 +8,9 @@ choices, lengths, cross-key rules) and turns the first problem into one line,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
 from pydantic import (
@@ -116,22 +117,29 @@ class DemoCompiled(Section):
     render_size: Annotated[int, Field(ge=32)] = 1024
 
 
+def tagged(members: dict[str, type], kind_of: Callable[[Any], str | None], error: str) -> Any:
+    """A union of section models, the member picked by kind_of(value), a key of members (one
+    clear error when it fits none); the tags are marked so that error locations can drop them."""
+    options = tuple(Annotated[model, Tag(TAG + kind)] for kind, model in members.items())
+
+    def tag(value: Any) -> str | None:
+        kind = kind_of(value)
+        return TAG + kind if kind in members else None
+
+    return Annotated[Union[options], Discriminator(tag, custom_error_type="kind",  # noqa: UP007
+                                                   custom_error_message=error)]  # fmt: skip
+
+
 def _demo_kind(settings: Any) -> str | None:
-    """The tag of a demo mapping (or model, when pydantic serializes one)."""
-    kind = settings.get("kind") if isinstance(settings, dict) else getattr(settings, "kind", None)
-    return TAG + kind if kind in ("photos", "renders", "compiled") else None
+    """The kind of a demo mapping (or model, when pydantic serializes one)."""
+    return settings.get("kind") if isinstance(settings, dict) else getattr(settings, "kind", None)
 
 
-Demo = Annotated[
-    Annotated[DemoPhotos, Tag(TAG + "photos")]
-    | Annotated[DemoRenders, Tag(TAG + "renders")]
-    | Annotated[DemoCompiled, Tag(TAG + "compiled")],
-    Discriminator(
-        _demo_kind,
-        custom_error_type="demo_kind",
-        custom_error_message="needs kind: photos, renders or compiled",
-    ),
-]
+Demo = tagged(
+    {"photos": DemoPhotos, "renders": DemoRenders, "compiled": DemoCompiled},
+    _demo_kind,
+    "needs kind: photos, renders or compiled",
+)
 
 
 class SourceBase(Section):
@@ -185,23 +193,16 @@ class DemoSource(SourceBase):
 def _source_kind(entry: Any) -> str | None:
     """Which kind of source an entry is: the one location key it has."""
     if isinstance(entry, SourceBase):  # pydantic serializing, or a model passed in
-        return TAG + entry.kind
-    if not isinstance(entry, dict):
-        return None
-    kinds = [k for k in ("kaggle", "path", "demo") if k in entry]
-    return TAG + kinds[0] if len(kinds) == 1 else None
+        return entry.kind
+    kinds = [k for k in ("kaggle", "path", "demo") if isinstance(entry, dict) and k in entry]
+    return kinds[0] if len(kinds) == 1 else None
 
 
-SourceEntry = Annotated[
-    Annotated[KaggleSource, Tag(TAG + "kaggle")]
-    | Annotated[PathSource, Tag(TAG + "path")]
-    | Annotated[DemoSource, Tag(TAG + "demo")],
-    Discriminator(
-        _source_kind,
-        custom_error_type="source_kind",
-        custom_error_message="needs exactly one of kaggle:, path: or demo:, and a name and label",
-    ),
-]
+SourceEntry = tagged(
+    {"kaggle": KaggleSource, "path": PathSource, "demo": DemoSource},
+    _source_kind,
+    "needs exactly one of kaggle:, path: or demo:, and a name and label",
+)
 Source = KaggleSource | PathSource | DemoSource
 
 
