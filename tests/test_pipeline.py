@@ -280,9 +280,12 @@ def test_an_interrupted_run_resumes_to_the_same_results(
     only train and evaluate run, and data hashes, model and metrics equal the first clean run."""
     sandbox = sandbox_factory(tmp_path, tiny_params())
     env = {**os.environ, **GIT_ENV, "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C as in a terminal: an earlier test may have left SIGINT ignored in this process,
+    # and an ignored signal stays ignored in every child (Python then never raises it).
     proc = subprocess.Popen(
         [*DVC, "repro"], cwd=sandbox.path, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert proc.stdout is not None
     seen = []
@@ -293,7 +296,8 @@ def test_an_interrupted_run_resumes_to_the_same_results(
             break
     rest, _ = proc.communicate(timeout=120)
     assert any("Running stage 'train'" in line for line in seen), "".join(seen) + rest
-    assert proc.returncode != 0, "the run was meant to be interrupted during train"
+    inherited = signal.getsignal(signal.SIGINT)
+    assert proc.returncode != 0, f"the run was meant to be interrupted (SIGINT here: {inherited})"
     assert not (sandbox.path / "metrics" / "eval.json").exists()
     assert not (sandbox.path / "models" / "model.pt").exists()
 
