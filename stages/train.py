@@ -1,9 +1,13 @@
-"""Stage train: fit the CNN on the train split, keep the best epoch, write models/model.pt."""
+"""Stage train: fit the CNN on the train split, keep the best epoch, write models/model.pt.
+
+With `train.nproc_per_node` above 1 the stage runs itself again under torchrun, one process per
+rank; every rank reads params.yaml and the data itself, and only rank 0 logs and writes.
+"""
 
 from pathlib import Path
 
 from dvclive import Live
-from sneakers import artifact
+from sneakers import artifact, distributed
 from sneakers.artifact import Artifact
 from sneakers.data import add_simulated, load_splits
 from sneakers.errors import run_main
@@ -16,12 +20,23 @@ from sneakers.train import train
 def main() -> None:
     params = load_params()
     resolve_device(params.runtime.device)  # a missing GPU is reported before any data is read
+    if distributed.needs_launch(params.train.nproc_per_node):
+        distributed.relaunch(__file__, params.train.nproc_per_node)
+        return
     recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
-    with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        fitted = train(splits, params.model, params.train, params.runtime, params.seed, live,
-                       params.augment)  # fmt: skip
+    try:
+        if distributed.is_main():
+            with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+                fitted = train(splits, params.model, params.train, params.runtime, params.seed,
+                               live, params.augment)  # fmt: skip
+        else:
+            train(splits, params.model, params.train, params.runtime, params.seed, None,
+                  params.augment)  # fmt: skip
+            return
+    finally:
+        distributed.leave()
     model = Artifact.of(fitted, params.model, recipe, params.data.profile)
     artifact.save(Path("models/model.pt"), model)
     print(f"train: best epoch {fitted.trained.best_epoch}, "

@@ -46,6 +46,7 @@ class Trained(Record):
     device: str
     precision: str  # training steps, resolved: fp32 | bf16
     eval_precision: str  # validation, resolved
+    processes: int = 1  # torchrun processes that trained it (train.nproc_per_node, x nodes)
 
 
 class Card(Record):

@@ -350,6 +350,8 @@ class TrainSettings(Section):
     threshold: Annotated[str | float, PlainValidator(_threshold)] = "val"
     target_fpr: Annotated[float, Field(ge=0, lt=1)] = 0.05  # for threshold val_fpr
     precise_bn: bool = True
+    # Processes on this node; above 1 the stage runs itself under torchrun (distributed.py).
+    nproc_per_node: Positive = 1
 
 
 class AugmentSettings(Section):

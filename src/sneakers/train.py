@@ -19,16 +19,19 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
+from sneakers import distributed
 from sneakers.artifact import Fitted, Trained
 from sneakers.data import SplitData
+from sneakers.distributed import Ranks
+from sneakers.errors import SneakersError
 from sneakers.inference import (
     autocast,
     device_label,
     predict_proba,
-    resolve_device,
     resolve_precision,
     to_input,
 )
@@ -54,42 +57,48 @@ def seed_everything(seed: int) -> None:
 
 
 class DeviceBatches:
-    """Shuffled batches cut from a uint8 copy of the split kept on the GPU: no DataLoader, no
+    """Batches cut from a uint8 copy of the split kept on the GPU: no DataLoader, no
     host-to-device copy per step (173 KB per 240 px image: 2,000 images take 350 MB)."""
 
-    def __init__(self, data: SplitData, batch_size: int, device: torch.device, seed: int):
+    def __init__(self, data: SplitData, sampler: DistributedSampler, batch_size: int,
+                 device: torch.device, drop_last: bool) -> None:  # fmt: skip
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)  # CPU: the same order on any GPU
-        self.drop_last = len(data) % batch_size == 1  # BatchNorm cannot train on 1 image
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
 
     def __len__(self) -> int:
-        n = len(self.labels)
+        n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(len(self.labels), generator=self.generator).to(self.images.device)
+        order = torch.tensor(list(self.sampler), device=self.images.device)
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.images[index], self.labels[index]
 
 
-def make_loader(data: SplitData, settings: TrainSettings, device: torch.device, seed: int):
-    """Shuffled batches of the in-memory uint8 images: cut on the GPU under CUDA; on the CPU a
-    DataLoader whose workers share the tensor, not copies."""
+def make_loader(
+    data: SplitData, settings: TrainSettings, device: torch.device, seed: int, ranks: Ranks
+) -> tuple[DataLoader | DeviceBatches, DistributedSampler]:
+    """This rank's share of each shuffled global batch of train.batch_size images, and the
+    sampler whose set_epoch reshuffles them. One order for any number of ranks (rank r takes
+    every world-th image of it), so N processes see the batches one process sees. Cut on the GPU
+    under CUDA; on the CPU a DataLoader whose workers share the tensor, not copies."""
+    if settings.batch_size % ranks.world:
+        raise SneakersError(
+            f"train.batch_size: {settings.batch_size} is not divisible by "
+            f"train.nproc_per_node {ranks.world} (it is the global batch, split across ranks)"
+        )
+    dataset = TensorDataset(data.images, data.labels)
+    sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True, seed=seed)
+    local = settings.batch_size // ranks.world
+    drop_last = len(data) % settings.batch_size == 1  # BatchNorm cannot train on 1 image
     if device.type == "cuda":
-        return DeviceBatches(data, settings.batch_size, device, seed)
-    return DataLoader(
-        TensorDataset(data.images, data.labels),
-        batch_size=settings.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        num_workers=settings.num_workers,
-        persistent_workers=settings.num_workers > 0,
-        pin_memory=device.type == "cuda",
-        drop_last=len(data) % settings.batch_size == 1,  # BatchNorm cannot train on 1 image
-    )
+        return DeviceBatches(data, sampler, local, device, drop_last), sampler
+    workers = settings.num_workers
+    loader = DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
+                        persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
+    return loader, sampler
 
 
 def train_epoch(
@@ -100,8 +109,9 @@ def train_epoch(
     precision: str,
     desc: str,
     augment: tuple[AugmentSettings, np.random.Generator] | None = None,
+    show: bool = True,
 ) -> tuple[float, float]:
-    """One pass over the training data; returns mean loss and accuracy."""
+    """One pass over the training data; returns mean loss and accuracy over every rank."""
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     # The sums stay on the device and are read once: reading them every step would make the CPU
@@ -109,7 +119,8 @@ def train_epoch(
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    for images, labels in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=None if show else True)
+    for images, labels in bar:
         if augment:  # on the CPU, as the augmentations are PIL and numpy code
             images = augment_batch(images.cpu(), *augment)
         x, y = to_input(images, device), labels.to(device, non_blocking=True)
@@ -122,7 +133,9 @@ def train_epoch(
         total_loss += loss.detach().double() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-    return total_loss.item() / seen, correct.item() / seen
+    seen = distributed.total(seen, device)
+    loss_sum, hits = (distributed.total(v.item(), device) for v in (total_loss, correct))
+    return loss_sum / seen, hits / seen
 
 
 def recalibrate_batchnorm(
@@ -131,6 +144,7 @@ def recalibrate_batchnorm(
     device: torch.device,
     batch_size: int,
     precision: str = "fp32",
+    ranks: Ranks = Ranks(),  # noqa: B008 - frozen: one shared default is safe
 ) -> None:
     """Recompute BatchNorm running statistics as exact averages over the training images.
 
@@ -138,9 +152,12 @@ def recalibrate_batchnorm(
     eval-mode model can collapse to one class while the train-mode one is right ("precise BN",
     Wu and Johnson 2021). Training itself is unchanged. The batches are normalized as training
     sees them, and run in its autocast, so the statistics are of the activations training sees.
+    Under torchrun each rank takes every world-th image of each batch; the global BatchNorm
+    layers reduce the statistics across ranks, so they are those of the whole batch.
     """
     batches = (
-        to_input(images[i : i + batch_size], device) for i in range(0, len(images), batch_size)
+        to_input(images[i : i + batch_size][ranks.rank :: ranks.world], device)
+        for i in range(0, len(images), batch_size)
     )
     with autocast(device, precision):
         torch.optim.swa_utils.update_bn(batches, model)
@@ -160,53 +177,70 @@ def train(
     seed: int,
     log: Any,
     augment: AugmentSettings | None = None,
-) -> Fitted:
+) -> Fitted | None:
     """Train, keep the best epoch by validation loss, fix the threshold on validation.
 
-    `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary). With
-    `augment.enabled`, each training batch is augmented with a per-epoch seeded generator.
-    Validation runs as inference does: runtime.precision, runtime.batch_size.
+    `log` is a DVCLive `Live` (or anything with log_metric/next_step/summary), None on ranks
+    other than 0. With `augment.enabled`, each training batch is augmented with a per-epoch
+    seeded generator. Validation runs as inference does (runtime.precision and batch_size), once,
+    on rank 0, which alone returns what it made. Under torchrun every rank trains its share of
+    each global batch through DistributedDataParallel (distributed.py).
     """
     seed_everything(seed)
-    device = resolve_device(runtime.device)
+    ranks, device = distributed.join(runtime.device)
     train_data, val_data = splits["train"], splits["val"]
     image_size = int(train_data.images.shape[-1])
     model = build_model(net.arch, image_size, input=net.input)
     model = model.to(device, memory_format=torch.channels_last)
+    net_module, say = model, print if ranks.main else (lambda *_: None)
+    if ranks.world > 1:
+        model = distributed.global_batchnorm(model, device)
+        net_module = model
+        model = DistributedDataParallel(model, [device.index] if device.type == "cuda" else None)
     optimizer = OPTIMIZERS[settings.optimizer](
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    loader = make_loader(train_data, settings, device, seed)
+    loader, sampler = make_loader(train_data, settings, device, seed, ranks)
     precision = resolve_precision(settings.precision, device)
     eval_precision = resolve_precision(runtime.precision, device)
     eval_batch = runtime.batch_size
-    print(f"train: {net.arch} ({count_parameters(model):,} parameters) on {device_label(device)} "
-          f"in {precision}, {len(train_data)} train / {len(val_data)} val images "
-          f"from {', '.join(sorted(set(train_data.rows['source'])))}")  # fmt: skip
+    on = device_label(device) + (f" x {ranks.world} processes" if ranks.world > 1 else "")
+    say(f"train: {net.arch} ({count_parameters(net_module):,} parameters) on {on} "
+        f"in {precision}, {len(train_data)} train / {len(val_data)} val images "
+        f"from {', '.join(sorted(set(train_data.rows['source'])))}")  # fmt: skip
     best: dict[str, Any] = {"val_loss": float("inf")}
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         desc = f"epoch {epoch}/{settings.epochs}"
-        rng = np.random.default_rng([seed, epoch])
+        rng = np.random.default_rng([seed, epoch, ranks.rank])
         aug = (augment, rng) if augment is not None and augment.enabled else None
-        train_loss, train_acc = train_epoch(model, loader, optimizer, device, precision, desc, aug)
+        sampler.set_epoch(epoch)
+        train_loss, train_acc = train_epoch(model, loader, optimizer, device, precision, desc, aug,
+                                            ranks.main)  # fmt: skip
         if settings.precise_bn:
-            recalibrate_batchnorm(model, train_data.images, device, eval_batch, precision)
-        p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision)
+            recalibrate_batchnorm(net_module, train_data.images, device, eval_batch, precision,
+                                  ranks)  # fmt: skip
+        if not ranks.main:
+            continue
+        p_val = predict_proba(net_module, val_data.images, device, eval_batch, eval_precision)
         val_loss, val_acc = score(p_val, val_data.labels)
         for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
                             ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
             log.log_metric(name, value)
         log.next_step()
-        print(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
+        say(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
               f"val loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
         if val_loss < best["val_loss"]:
             best = {
                 "val_loss": val_loss,
                 "epoch": epoch,
-                "state": copy.deepcopy(model.state_dict()),
+                "state": copy.deepcopy(net_module.state_dict()),
             }
+    if not ranks.main:
+        return None
+    model = build_model(net.arch, image_size, input=net.input)  # plain BatchNorm for the file
     model.load_state_dict(best["state"])
+    model = model.to(device, memory_format=torch.channels_last)
     p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision)
     y_val = val_data.labels.numpy()
     if settings.threshold == "val":
@@ -224,6 +258,7 @@ def train(
     )
     trained = Trained(epochs=settings.epochs, best_epoch=best["epoch"],
                       best_val_loss=best["val_loss"], seed=seed, device=device_label(device),
-                      precision=precision, eval_precision=eval_precision)  # fmt: skip
+                      precision=precision, eval_precision=eval_precision,
+                      processes=ranks.world)  # fmt: skip
     state_dict = {k: v.cpu() for k, v in model.state_dict().items()}
     return Fitted(state_dict, image_size, float(threshold), trained)

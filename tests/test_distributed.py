@@ -1,0 +1,102 @@
+"""torchrun with 2 CPU processes (gloo) trains the model one process trains, for the same global
+batch: DistributedSampler shares out each batch, the BatchNorm layers see the whole of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from sneakers import distributed
+from sneakers.distributed import GlobalBatchNorm2d, Ranks, global_batchnorm
+from sneakers.model import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# Trains on the conftest synthetic splits; rank 0 saves the weights and its log, the others
+# only report that they returned nothing.
+SCRIPT = """
+import json, sys, torch
+sys.path.insert(0, {tests!r})
+from conftest import StubLog, synthetic_splits
+from sneakers import distributed
+from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+from sneakers.train import train
+
+main = distributed.is_main()
+log = StubLog() if main else None
+fitted = train(synthetic_splits(), ModelSettings(), TrainSettings(**{settings}),
+               RuntimeSettings(device="cpu", precision="fp32"), 1, log)
+rank = torch.distributed.get_rank()
+distributed.leave()
+with open({out!r} + f"/rank{{rank}}.json", "w") as f:
+    json.dump({{"returned": fitted is not None,
+               "processes": fitted.trained.processes if fitted else None,
+               "log": log.records if log else None}}, f)
+if fitted:
+    torch.save(fitted.state_dict, {out!r} + "/weights.pt")
+"""
+SETTINGS = {"epochs": 1, "lr": 0.01, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ddp")
+    script = out / "run.py"
+    script.write_text(SCRIPT.format(tests=str(TESTS), settings=SETTINGS, out=str(out)))
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         str(script)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def test_only_rank_0_returns_logs_and_writes(two_processes: Path) -> None:
+    zero, one = (json.loads((two_processes / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert zero["returned"] and zero["processes"] == 2 and zero["log"]
+    assert not one["returned"] and one["log"] is None
+    assert sorted(p.name for p in two_processes.glob("*.pt")) == ["weights.pt"]
+
+
+def test_two_processes_train_the_one_process_model(two_processes: Path, train_run) -> None:
+    one = train_run(arch="seed_cnn", seed=1, eval_precision="fp32", **SETTINGS).artifact
+    two = torch.load(two_processes / "weights.pt", weights_only=True)
+    assert one.state_dict.keys() == two.keys()
+    worst = max(float((one.state_dict[k].double() - two[k].double()).abs().max()) for k in two)
+    print(f"max |1-process - 2-process| over all weights and BatchNorm statistics: {worst:.2e}")
+    assert worst < 1e-4
+    # ... and the comparison is sharp enough to see a different model
+    other = train_run(arch="seed_cnn", seed=2, eval_precision="fp32", **SETTINGS).artifact
+    assert max(float((other.state_dict[k] - two[k]).abs().max()) for k in two) > 1e-3
+
+
+def test_one_process_needs_no_launch_and_no_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(distributed.LAUNCHED, raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not distributed.needs_launch(1) and distributed.needs_launch(2)
+    monkeypatch.setenv(distributed.LAUNCHED, "x")
+    assert not distributed.needs_launch(2)  # already one of torchrun's processes
+    ranks, device = distributed.join("cpu")
+    assert (ranks, device.type) == (Ranks(), "cpu") and not torch.distributed.is_initialized()
+    assert distributed.total(3.5, device) == 3.5
+
+
+def test_global_batchnorm_is_plain_batchnorm_alone_and_keeps_the_weights() -> None:
+    model = build_model("seed_cnn", 40)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    swapped = global_batchnorm(model, torch.device("cpu"))
+    layers = [m for m in swapped.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert layers and all(type(m) is GlobalBatchNorm2d for m in layers)
+    assert all(torch.equal(before[k], v) for k, v in swapped.state_dict().items())
+    x = torch.randn(4, 3, 40, 40)
+    plain = build_model("seed_cnn", 40)
+    plain.load_state_dict(before)
+    torch.testing.assert_close(swapped.train()(x), plain.train()(x))  # no group: BatchNorm2d
