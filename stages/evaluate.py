@@ -46,6 +46,7 @@ def main() -> None:
         "train_seconds": train_summary.get("seconds"),
         "eval_seconds": round(time.perf_counter() - started, 1),
         "train_precision": card.trained.precision,
+        "train_processes": card.trained.processes,
         "train_images_per_second": train_summary.get("images_per_second"),
         **metrics["run"],
         **{f"{k}_version": v for k, v in artifact.versions().items()},

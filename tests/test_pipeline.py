@@ -326,3 +326,23 @@ def test_simulated_fakes_join_training_only(pipeline: PipelineRun) -> None:
     assert summary["images"] == len(photos)
     eval_json = json.loads((repo / "metrics" / "eval.json").read_text())
     assert eval_json["test"]["n"] == (split["split"] == "test").sum()
+
+
+def test_two_processes_train_under_torchrun(pipeline: PipelineRun) -> None:
+    """`-S train.nproc_per_node=2`: the stage runs itself under torchrun (gloo on the CPU); one
+    DVCLive log with one row per epoch, one model that records 2 processes, and evaluate scores
+    it (last here: it leaves its results in the workspace)."""
+    done = pipeline.sandbox.dvc("exp", "run", "-S", "train.nproc_per_node=2", check=False)
+    assert_ok(done)
+    assert stages_run(done) == {"train", "evaluate"}, done.stdout
+    starts = [line for line in done.stdout.splitlines() if " parameters) on " in line]
+    assert len(starts) == 1, done.stdout  # rank 0 alone prints
+    assert " x 2 processes " in done.stdout, done.stdout
+    repo = pipeline.repo
+    rows = (repo / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert len(rows) == 1 + params["train"]["epochs"], rows  # a header, then one row per epoch
+    card = torch.load(repo / "models/model.pt", weights_only=True)
+    assert card["trained"]["processes"] == 2
+    eval_json = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert eval_json["run"]["train_processes"] == 2

@@ -13,10 +13,10 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
 from sneakers.errors import SneakersError
@@ -93,6 +93,23 @@ def total(value: float, device: torch.device) -> float:
     return float(tensor)
 
 
+class _Summed(torch.autograd.Function):
+    """A sum over ranks that gradients flow through (summed the same way); ours, as
+    torch.distributed.nn.functional.all_reduce is deprecated."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the global batch of all ranks, on any backend: torch's SyncBatchNorm runs
     on GPUs only, and gloo (CPU) jobs must normalize as one process would."""
@@ -103,7 +120,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         dims = (0, 2, 3)
         wide = x.double()  # sums of squares in float64: mean and variance to ~1e-12
         count = torch.full((1,), x.numel() / x.shape[1], dtype=torch.float64, device=x.device)
-        stats = dist_nn.all_reduce(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
+        stats = _Summed.apply(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
@@ -132,7 +149,7 @@ def global_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
             swapped = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum,
                                         child.affine, child.track_running_stats)  # fmt: skip
             swapped.load_state_dict(child.state_dict())
-            setattr(model, name, swapped.to(child.weight.device))
+            setattr(model, name, swapped.to(child.weight.device, child.weight.dtype))
         else:
             global_batchnorm(child, device)
     return model
