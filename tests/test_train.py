@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler, TensorDataset
 
+from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
 from sneakers.inference import autocast, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
@@ -144,8 +146,13 @@ def test_device_batches_cover_the_split_once_per_epoch(
     shuffle each epoch, every image at most once, a lone last image dropped as BatchNorm wants."""
     data = make_splits()["train"]
     data = type(data)(data.images[:n], data.labels[:n], data.rows.iloc[:n])
-    batches = DeviceBatches(data, batch, CPU, seed=3)
-    epochs = [list(batches) for _ in range(2)]
+
+    def shuffled(epoch: int) -> DeviceBatches:
+        sampler = DistributedSampler(TensorDataset(data.labels), 1, 0, shuffle=True, seed=3)
+        sampler.set_epoch(epoch)
+        return DeviceBatches(data, sampler, batch, CPU, drop_last=n % batch == 1)
+
+    epochs = [list(shuffled(epoch)) for epoch in (1, 2)]
     for epoch in epochs:
         assert [len(y) for _, y in epoch] == sizes == [len(x) for x, _ in epoch]
         seen = torch.cat([x for x, _ in epoch]).flatten(1)
@@ -157,13 +164,28 @@ def test_device_batches_cover_the_split_once_per_epoch(
                 index = int((data.images.flatten(1) == image.flatten()).all(1).nonzero()[0, 0])
                 assert int(data.labels[index]) == int(label)
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(*epochs, strict=True))
-    again = [x for x, _ in DeviceBatches(data, batch, CPU, seed=3)]
+    again = [x for x, _ in shuffled(1)]
     assert all(torch.equal(a, b[0]) for a, b in zip(again, epochs[0], strict=True))
 
 
 def test_the_cpu_keeps_the_dataloader(make_splits: Callable[[], dict]) -> None:
     loader = make_loader(make_splits()["train"], TrainSettings(), CPU, seed=0)
     assert not isinstance(loader, DeviceBatches)
+
+
+def test_the_global_batch_is_shared_out_across_ranks(make_splits: Callable[[], dict]) -> None:
+    """Two ranks' batches together are the one-process batches, step by step, each epoch."""
+    data, settings = make_splits()["train"], TrainSettings(batch_size=8)
+    one = make_loader(data, settings, CPU, seed=0)
+    two = [make_loader(data, settings, CPU, 0, Ranks(r, 2, r)) for r in (0, 1)]
+    for epoch in (1, 2):
+        for loader in (one, *two):
+            loader.sampler.set_epoch(epoch)
+        for (x, _), (a, _), (b, _) in zip(one, *two, strict=True):
+            assert len(a) == len(b) == 4
+            assert sorted(map(bytes, x.numpy())) == sorted(map(bytes, torch.cat([a, b]).numpy()))
+    with pytest.raises(SneakersError, match="not divisible by train.nproc_per_node 3"):
+        make_loader(data, settings, CPU, 0, Ranks(0, 3, 0))
 
 
 # --- precise BatchNorm ---

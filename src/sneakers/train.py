@@ -78,10 +78,14 @@ class DeviceBatches:
 
 
 def make_loader(
-    data: SplitData, settings: TrainSettings, device: torch.device, seed: int, ranks: Ranks
-) -> tuple[DataLoader | DeviceBatches, DistributedSampler]:
-    """This rank's share of each shuffled global batch of train.batch_size images, and the
-    sampler whose set_epoch reshuffles them. One order for any number of ranks (rank r takes
+    data: SplitData,
+    settings: TrainSettings,
+    device: torch.device,
+    seed: int,
+    ranks: Ranks = Ranks(),  # noqa: B008 - frozen: one shared default is safe
+) -> DataLoader | DeviceBatches:
+    """This rank's share of each shuffled global batch of train.batch_size images; its
+    `.sampler.set_epoch` reshuffles them. One order for any number of ranks (rank r takes
     every world-th image of it), so N processes see the batches one process sees. Cut on the GPU
     under CUDA; on the CPU a DataLoader whose workers share the tensor, not copies."""
     if settings.batch_size % ranks.world:
@@ -94,11 +98,10 @@ def make_loader(
     local = settings.batch_size // ranks.world
     drop_last = len(data) % settings.batch_size == 1  # BatchNorm cannot train on 1 image
     if device.type == "cuda":
-        return DeviceBatches(data, sampler, local, device, drop_last), sampler
+        return DeviceBatches(data, sampler, local, device, drop_last)
     workers = settings.num_workers
-    loader = DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
-    return loader, sampler
+    return DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
 
 
 def train_epoch(
@@ -200,7 +203,7 @@ def train(
     optimizer = OPTIMIZERS[settings.optimizer](
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    loader, sampler = make_loader(train_data, settings, device, seed, ranks)
+    loader = make_loader(train_data, settings, device, seed, ranks)
     precision = resolve_precision(settings.precision, device)
     eval_precision = resolve_precision(runtime.precision, device)
     eval_batch = runtime.batch_size
@@ -214,7 +217,7 @@ def train(
         desc = f"epoch {epoch}/{settings.epochs}"
         rng = np.random.default_rng([seed, epoch, ranks.rank])
         aug = (augment, rng) if augment is not None and augment.enabled else None
-        sampler.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         train_loss, train_acc = train_epoch(model, loader, optimizer, device, precision, desc, aug,
                                             ranks.main)  # fmt: skip
         if settings.precise_bn:
