@@ -32,8 +32,8 @@ COLUMNS = [
     "sha256", "format", "width", "height", "mode", "frames", "bytes", "jpeg_quality",
     "subsampling", "icc", "phash", "dhash",
 ]  # fmt: skip
-# Above this near_threshold near_pairs scans all pairs: its blocks would be <= 7 bits, sharing
-# one puts >= 1/8 of all pairs in a bucket (1/5 for the shared data's phashes), and comparing
+# Above this near_threshold near_pairs compares all pairs: its blocks would be <= 7 bits, the
+# pairs sharing one >= 1/8 of all pairs (1/5 for the shared profile's phashes), and comparing
 # an indexed candidate costs about 5x a scanned pair.
 INDEXED_THRESHOLD = 8
 DTYPES = {"width": "Int64", "height": "Int64", "frames": "Int64", "bytes": "Int64",
