@@ -94,3 +94,19 @@ def test_precision_benchmark_measures_every_eager_variant_and_ends_with_the_rati
         r"best train / fp32 train [\d.]+ \([\w-]+\), best eval / fp32 eval [\d.]+ \([\w-]+\)",
         lines[-1],
     ), lines[-1]
+
+
+def test_scale_benchmark_measures_every_task_and_ends_with_the_ratios() -> None:
+    """Tiny: one size, two standardized images of 128 px."""
+    done = run(sys.executable, str(BENCH / "scale.py"), "--sizes", "200",
+               "--standardize-images", "2", "--input-side", "128")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    kinds = ("near index", "near scan", "standardize", "stream", "in-memory")
+    for kind in kinds:
+        assert any(re.match(rf"{kind}\s+200\s+[\d.]+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+1\.00", x)
+                   for x in lines), kind  # fmt: skip
+    assert re.search(r"near scan\s+200 .* (\d+) pairs, the same", done.stdout)
+    assert lines[-len(kinds) :] == [
+        f"time per image over the smallest size: {kind} 1.00 at 200" for kind in kinds
+    ]

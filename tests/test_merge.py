@@ -12,12 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from sneakers.errors import SneakersError
-from sneakers.merge import COLUMNS, build_manifest, summarize
+from sneakers.merge import COLUMNS, INDEXED_THRESHOLD, build_manifest, near_pairs, summarize
 from sneakers.params import MergeSettings, PathSource
 
 BRANDS = ["adidas", "converse", "nike"]
@@ -307,3 +308,36 @@ def test_source_not_fetched_says_to_run_fetch(
         SneakersError, match=r"source\(s\) renders, compiled not fetched.*dvc repro"
     ):
         build_manifest(tmp_path / "raw", SOURCES, BRANDS, SETTINGS)
+
+
+def planted_hashes(seed: int, n: int, threshold: int) -> pd.DataFrame:
+    """Random phash/dhash pairs, a third of them copies of earlier ones with 0..threshold + 2 bits
+    flipped in each hash, and a cluster sharing their low 40 phash bits (one crowded bucket)."""
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    d = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    p[: n // 10] = (p[: n // 10] >> np.uint64(40) << np.uint64(40)) | p[0] & np.uint64(2**40 - 1)
+    bits = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    for i in rng.choice(np.arange(n // 10, n), size=n // 3, replace=False):
+        src = rng.integers(i)
+        for h in (p, d):
+            flips = rng.choice(64, size=rng.integers(max(threshold, 0) + 3), replace=False)
+            h[i] = h[src] ^ np.bitwise_or.reduce(bits[flips], initial=np.uint64(0))
+    return pd.DataFrame({"phash": [f"{x:016x}" for x in p], "dhash": [f"{x:016x}" for x in d]})
+
+
+@pytest.mark.parametrize("threshold", [-1, 0, 1, 4, INDEXED_THRESHOLD, INDEXED_THRESHOLD + 1])
+def test_near_pairs_index_finds_exactly_what_comparing_every_pair_finds(threshold: int) -> None:
+    """The pigeonhole index (and the scan above INDEXED_THRESHOLD) against a brute-force
+    n x n comparison: the same pairs, in (i, j) order, as plain ints."""
+    hashes = planted_hashes(threshold + 1, 1200, threshold)
+    p, d = (np.array([int(h, 16) for h in hashes[c]], dtype=np.uint64) for c in ("phash", "dhash"))
+    dist = np.maximum(
+        np.bitwise_count(p[:, None] ^ p[None, :]), np.bitwise_count(d[:, None] ^ d[None, :])
+    )
+    expected = [(int(i), int(j)) for i, j in np.argwhere(np.triu(dist <= threshold, k=1))]
+    found = near_pairs(hashes, threshold)
+    assert found == expected
+    assert threshold < 0 or len(expected) > 30  # planted copies within the threshold are found
+    assert all(type(i) is int and type(j) is int for i, j in found)
+    assert near_pairs(hashes.iloc[:1], threshold) == near_pairs(hashes.iloc[:0], threshold) == []
