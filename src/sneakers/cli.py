@@ -137,3 +137,7 @@ def predict_command(args: argparse.Namespace) -> None:
                args.explain)  # fmt: skip
     if code:
         raise SystemExit(code)  # passes through run_main, which only turns errors into status 1
+
+
+if __name__ == "__main__":  # `python -m sneakers.cli`, as well as the `sneakers` command
+    main()
