@@ -20,4 +20,14 @@ rc=$?
 if [ "$rc" -eq 124 ]; then
     echo "error: gpu_check ran past 290 s and was stopped" >&2
 fi
+# With 2 or more GPUs: the same train() under torchrun on 2 of them (DDP over NCCL).
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
+if [ "$rc" -eq 0 ] && [ "$gpus" -ge 2 ]; then
+    timeout --foreground 240 "$PY" -m torch.distributed.run --standalone --nproc-per-node=2 \
+        benchmarks/ddp_check.py --device cuda
+    rc=$?
+    if [ "$rc" -eq 124 ]; then
+        echo "error: ddp_check ran past 240 s and was stopped" >&2
+    fi
+fi
 exit "$rc"
