@@ -4,6 +4,8 @@
 # 10 epochs on CUDA in bf16 (train split kept on the GPU as uint8, batches cut there), prints the
 # real loop's images/s against the model's bf16 compute ceiling on that GPU (and a 2-epoch fp32
 # comparison), the seconds of each phase, and checks the run learns. See benchmarks/gpu_check.py.
+# With 2 or more GPUs it then runs benchmarks/ddp_check.py on 2 of them under torchrun (NCCL):
+# up to 4 more minutes.
 #
 #   bash benchmarks/gpu_check.sh            # from anywhere; runs from the repository root
 #
