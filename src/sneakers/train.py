@@ -195,10 +195,11 @@ def train(
     image_size = int(train_data.images.shape[-1])
     model = build_model(net.arch, image_size, input=net.input)
     model = model.to(device, memory_format=torch.channels_last)
-    net_module, say = model, print if ranks.main else (lambda *_: None)
+    say = print if ranks.main else (lambda *_: None)  # rank 0 alone prints
     if ranks.world > 1:
         model = distributed.global_batchnorm(model, device)
-        net_module = model
+    net_module = model  # validated, recalibrated and saved; `model` is what steps train
+    if ranks.world > 1:
         model = DistributedDataParallel(model, [device.index] if device.type == "cuda" else None)
     optimizer = OPTIMIZERS[settings.optimizer](
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
@@ -232,7 +233,7 @@ def train(
             log.log_metric(name, value)
         log.next_step()
         say(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
-              f"val loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
+            f"val loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
         if val_loss < best["val_loss"]:
             best = {
                 "val_loss": val_loss,
