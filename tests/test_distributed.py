@@ -1,5 +1,5 @@
-"""torchrun with 2 CPU processes (gloo) trains the model one process trains, for the same global
-batch: DistributedSampler shares out each batch, the BatchNorm layers see the whole of it.
+"""torchrun with 2 CPU processes (gloo) trains the model one torchrun process trains, for the
+same global batch: DistributedSampler shares out each batch, the BatchNorm layers see all of it.
 
 The comparison runs in float64: in fp32 this small CNN amplifies rounding so much that one
 process on 1 and on 2 OpenMP threads already ends an epoch 0.009 apart (docs/performance.md),
@@ -87,6 +87,7 @@ def test_two_processes_train_the_one_process_model(
     two_processes: Path, train_run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_float64(monkeypatch.setattr)
+    monkeypatch.setenv(distributed.LAUNCHED, "one-process")  # as `torchrun --nproc-per-node 1`
     one = train_run(arch="seed_cnn", seed=1, eval_precision="fp32", **SETTINGS).artifact
     two = torch.load(two_processes / "weights.pt", weights_only=True)
     assert one.state_dict.keys() == two.keys()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DistributedSampler, TensorDataset
+from torch.utils.data import DistributedSampler, RandomSampler, TensorDataset
 
-from sneakers.distributed import Ranks
+from sneakers.distributed import LAUNCHED, Ranks
 from sneakers.errors import SneakersError
 from sneakers.inference import autocast, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
@@ -173,9 +173,15 @@ def test_the_cpu_keeps_the_dataloader(make_splits: Callable[[], dict]) -> None:
     assert not isinstance(loader, DeviceBatches)
 
 
-def test_the_global_batch_is_shared_out_across_ranks(make_splits: Callable[[], dict]) -> None:
-    """Two ranks' batches together are the one-process batches, step by step, each epoch."""
+def test_the_global_batch_is_shared_out_across_ranks(
+    make_splits: Callable[[], dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun, two ranks' batches together are one process's, step by step, each
+    epoch; a plain process keeps its own seeded shuffle."""
     data, settings = make_splits()["train"], TrainSettings(batch_size=8)
+    plain = make_loader(data, settings, CPU, seed=0)
+    assert isinstance(plain.sampler, RandomSampler)
+    monkeypatch.setenv(LAUNCHED, "test")
     one = make_loader(data, settings, CPU, seed=0)
     two = [make_loader(data, settings, CPU, 0, Ranks(r, 2, r)) for r in (0, 1)]
     for epoch in (1, 2):

@@ -52,9 +52,14 @@ def relaunch(script: str, nproc: int) -> None:
         )
 
 
+def launched() -> bool:
+    """Whether torchrun started this process (then the batch order is the one ranks share)."""
+    return LAUNCHED in os.environ
+
+
 def needs_launch(nproc: int) -> bool:
     """More than one process asked for, and this is not yet one of them."""
-    return nproc > 1 and LAUNCHED not in os.environ
+    return nproc > 1 and not launched()
 
 
 def is_main() -> bool:

@@ -20,7 +20,13 @@ import torch
 import torch.utils.deterministic
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import (
+    DataLoader,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    TensorDataset,
+)
 from tqdm import tqdm
 
 from sneakers import distributed
@@ -60,8 +66,8 @@ class DeviceBatches:
     """Batches cut from a uint8 copy of the split kept on the GPU: no DataLoader, no
     host-to-device copy per step (173 KB per 240 px image: 2,000 images take 350 MB)."""
 
-    def __init__(self, data: SplitData, sampler: DistributedSampler, batch_size: int,
-                 device: torch.device, drop_last: bool) -> None:  # fmt: skip
+    def __init__(self, data: SplitData, sampler: Sampler, batch_size: int, device: torch.device,
+                 drop_last: bool) -> None:  # fmt: skip
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
@@ -84,24 +90,35 @@ def make_loader(
     seed: int,
     ranks: Ranks = Ranks(),  # noqa: B008 - frozen: one shared default is safe
 ) -> DataLoader | DeviceBatches:
-    """This rank's share of each shuffled global batch of train.batch_size images; its
-    `.sampler.set_epoch` reshuffles them. One order for any number of ranks (rank r takes
-    every world-th image of it), so N processes see the batches one process sees. Cut on the GPU
-    under CUDA; on the CPU a DataLoader whose workers share the tensor, not copies."""
+    """This rank's share of each shuffled global batch of train.batch_size images. Under
+    torchrun (even one process) a DistributedSampler seeded by seed + epoch (`.sampler.set_epoch`
+    reshuffles) gives rank r every world-th image of each batch, so N processes train on the
+    batches one torchrun process trains on; a plain process keeps the seeded shuffle of every
+    earlier model. Cut on the GPU under CUDA; on the CPU a DataLoader whose workers share the
+    tensor, not copies."""
     if settings.batch_size % ranks.world:
         raise SneakersError(
             f"train.batch_size: {settings.batch_size} is not divisible by "
             f"train.nproc_per_node {ranks.world} (it is the global batch, split across ranks)"
         )
     dataset = TensorDataset(data.images, data.labels)
-    sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True, seed=seed)
     local = settings.batch_size // ranks.world
     drop_last = len(data) % settings.batch_size == 1  # BatchNorm cannot train on 1 image
+    generator = torch.Generator().manual_seed(seed)  # CPU: the same order on any GPU
+    if distributed.launched():
+        sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True, seed=seed)
+    else:
+        sampler = RandomSampler(dataset, generator=generator)
     if device.type == "cuda":
         return DeviceBatches(data, sampler, local, device, drop_last)
     workers = settings.num_workers
-    return DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
+    if distributed.launched():
+        return DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
+                          persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
+    # The loader draws its workers' seeds from the generator too: kept as every earlier run had it.
+    return DataLoader(dataset, batch_size=local, shuffle=True, generator=generator,
+                      num_workers=workers, persistent_workers=workers > 0,
+                      drop_last=drop_last)  # fmt: skip
 
 
 def train_epoch(
@@ -218,7 +235,8 @@ def train(
         desc = f"epoch {epoch}/{settings.epochs}"
         rng = np.random.default_rng([seed, epoch, ranks.rank])
         aug = (augment, rng) if augment is not None and augment.enabled else None
-        loader.sampler.set_epoch(epoch)
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
         train_loss, train_acc = train_epoch(model, loader, optimizer, device, precision, desc, aug,
                                             ranks.main)  # fmt: skip
         if settings.precise_bn:
