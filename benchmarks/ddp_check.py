@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from _common import NullLog
 
 from sneakers import distributed
 from sneakers.data import CLASS_NAMES, SplitData
@@ -36,19 +37,6 @@ def synthetic(n: int, size: int, seed: int) -> SplitData:
     return SplitData(torch.from_numpy(images), torch.from_numpy(labels).long(), rows)
 
 
-class Quiet:
-    """Stands in for DVCLive: keeps the summary train() writes."""
-
-    def __init__(self) -> None:
-        self.summary: dict = {}
-
-    def log_metric(self, name: str, value: float) -> None:
-        pass
-
-    def next_step(self) -> None:
-        pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -59,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     splits = {"train": synthetic(args.images, args.size, 0),
               "val": synthetic(max(64, args.images // 8), args.size, 1)}  # fmt: skip
-    log = Quiet() if distributed.is_main() else None
+    log = NullLog() if distributed.is_main() else None
     started = time.perf_counter()
     settings = TrainSettings(epochs=args.epochs, lr=1e-3, batch_size=args.batch_size)
     fitted = train(splits, ModelSettings(), settings, RuntimeSettings(device=args.device), 0, log)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_data_args, fail, load, machine, need_data, standardized_at
+from _common import NullLog, add_data_args, fail, load, machine, need_data, standardized_at
 
 MIB = 2**20
 
@@ -39,19 +39,6 @@ MIB = 2**20
 def peak_mib() -> float:
     """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Log:
-    """The part of DVCLive's Live that train() uses."""
-
-    def __init__(self) -> None:
-        self.summary: dict = {}
-
-    def log_metric(self, name: str, value: float) -> None:
-        pass
-
-    def next_step(self) -> None:
-        pass
 
 
 def part_peak(args: argparse.Namespace) -> None:
@@ -76,7 +63,7 @@ def part_peak(args: argparse.Namespace) -> None:
     settings = TrainSettings(epochs=1, num_workers=0)
     started = time.perf_counter()
     train(splits, ModelSettings(arch="seed_cnn"), settings, RuntimeSettings(device="cpu"),
-          args.seed, Log())  # fmt: skip
+          args.seed, NullLog())  # fmt: skip
     seconds = time.perf_counter() - started
     print(f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
           f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}")  # fmt: skip
