@@ -112,11 +112,8 @@ def make_loader(
     if device.type == "cuda":
         return DeviceBatches(data, sampler, local, device, drop_last)
     workers = settings.num_workers
-    if distributed.launched():
-        return DataLoader(dataset, batch_size=local, sampler=sampler, num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=drop_last)  # fmt: skip
-    # The loader draws its workers' seeds from the generator too: kept as every earlier run had it.
-    return DataLoader(dataset, batch_size=local, shuffle=True, generator=generator,
+    # The loader also draws its workers' seeds from the generator, as every earlier run had it.
+    return DataLoader(dataset, batch_size=local, sampler=sampler, generator=generator,
                       num_workers=workers, persistent_workers=workers > 0,
                       drop_last=drop_last)  # fmt: skip
 
