@@ -78,7 +78,7 @@ def make_images(raw: Path, n: int, size: int, seed: int) -> None:
 
 def build_data(tmp: Path, n: int, size: int, seed: int):
     """Raw pictures -> standardized shards -> split.csv -> in-memory splits (the real functions)."""
-    from sneakers.data import load_splits
+    from sneakers.data import cache, load_splits
     from sneakers.params import StandardizeSettings
     from sneakers.split import assign_splits
     from sneakers.standardize import standardize_manifest
@@ -94,6 +94,7 @@ def build_data(tmp: Path, n: int, size: int, seed: int):
     split = assign_splits(index, {"train": 0.6, "val": 0.2, "test": 0.2}, seed)
     split[["id", "split"]].to_csv(tmp / "split.csv", index=False)
     splits = load_splits(tmp / "standardized", tmp / "split.csv")
+    cache(splits)  # every split decoded into memory
     print(f"data: {n} synthetic {size}px images made in {made - started:.1f} s, standardized, "
           f"split and decoded in {time.perf_counter() - made:.1f} s: "
           + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))  # fmt: skip

@@ -20,7 +20,7 @@ import numpy as np
 from _common import fail, load, machine, need
 
 from sneakers import artifact
-from sneakers.data import load_splits
+from sneakers.data import cache, load_splits
 from sneakers.inference import predict_proba, resolve_device
 
 COMPARED = ("fp32", "bf16")
@@ -45,6 +45,7 @@ def main() -> None:
     loaded, model = artifact.load(args.model, device)
     card = loaded.card
     splits = load_splits(args.standardized, args.split)
+    cache(splits)  # every split decoded into memory
     threshold = card.threshold
     print(machine())
     print(f"{args.model}: {card.arch} at {card.image_size}px, threshold "

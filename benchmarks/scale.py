@@ -1,7 +1,8 @@
 """Issue 17, data at scale: how near-duplicate search, standardizing and a streamed epoch grow
 with the number of images, on synthetic data (nothing is read from ../shared).
 
-    python benchmarks/scale.py [--sizes 2000 20000 200000] [--scan-max 20000] [--stream-max 20000]
+    python benchmarks/scale.py [--sizes 2000 20000 200000] [--scan-max 20000] [--stream-max 200000]
+        [--workers 2]
 
 Every measurement runs in a child process of its own (this script again), so its peak RSS
 (getrusage ru_maxrss) is its own: "peak" is the child's whole peak, imports included; "growth"
@@ -18,11 +19,14 @@ standardize
     image is independent, so at every size the stage costs that per-image time x images (over
     its workers): the rows at the --sizes are that product, not runs.
 stream / in-memory
-    one epoch's data path over synthetic 64 px JPEGs in tar shards (`shards.ShardWriter`, 1,000
-    a shard), up to --stream-max: "stream" reads and decodes --batch-size rows at a time
-    (`data.decode_rows`: `shards.read_image` + `data.decode`), "in-memory" first decodes all
-    of them into one uint8 tensor as train's load_splits does, then walks it in batches. The
-    shards come from the page cache; the index CSV is read before the measured work in both.
+    one epoch of train's data path over synthetic 64 px JPEGs in tar shards
+    (`shards.ShardWriter`, 1,000 a shard), up to --stream-max: `train.make_loader` on a
+    `data.ShardImages` split, batches of --batch-size, --workers DataLoader workers. "stream"
+    is the path past train.memory_gb: the workers read and decode each batch from the shards;
+    "in-memory" first decodes every image into one uint8 tensor (`data.cache`, as train does
+    when the split fits), then the loader cuts batches from it. The shards come from the page
+    cache; the index CSV is read before the measured work in both. "workers" is the largest
+    worker's peak RSS (getrusage of the children; shared pages count in each).
 
 The last lines: the table, then each task's time per image at each size over its time per
 image at the smallest size.
@@ -42,12 +46,15 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from _common import fail, load, machine
 from PIL import Image
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
 
 THRESHOLD = 4  # params.yaml merge.near_threshold
 NEAR_FRACTION = 0.05
@@ -55,9 +62,10 @@ STREAM_SIDE = 64
 KINDS = ("near index", "near scan", "standardize", "stream", "in-memory")
 
 
-def peak_mib() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size of this process (or of its largest finished child) so far;
+    ru_maxrss is in KiB on Linux."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def synthetic_hashes(n: int, seed: int) -> pd.DataFrame:
@@ -109,23 +117,14 @@ def write_shards(out_dir: Path, n: int, seed: int) -> None:
     writer.index().to_csv(out_dir / "index.csv", index=False)
 
 
-def epoch(
-    decode_rows: Callable[[Path, pd.DataFrame], Any],
-    shard_dir: Path,
-    index: pd.DataFrame,
-    batch: int,
-    in_memory: bool,
-) -> int:
-    """The images of one epoch, batch by batch: decoded from the shards as each batch is due
-    (streaming), or sliced from one tensor decoded first (in memory, as train does on a CPU)."""
-    images = decode_rows(shard_dir, index) if in_memory else None
-    seen = 0
-    for start in range(0, len(index), batch):
-        rows = index.iloc[start : start + batch]
-        seen += len(
-            decode_rows(shard_dir, rows) if images is None else images[start : start + batch]
-        )
-    return seen
+def epoch(loader: DataLoader, data: Any, in_memory: bool) -> int:
+    """The images of one epoch, batch by batch, as train's loader hands them out; in memory,
+    the split is decoded first, as train does when it fits."""
+    from sneakers.data import cache
+
+    if in_memory:
+        cache({"train": data}, show=False)
+    return sum(len(labels) for _, labels in loader)
 
 
 def prepare(task: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
@@ -149,13 +148,20 @@ def prepare(task: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
         kib = sum(map(len, jpegs)) / n / 1024
         recipe.apply(jpegs[0])  # the codecs' first calls warm up
         return partial(list, map(recipe.apply, jpegs)), {"kib": kib}
-    from sneakers.data import decode_rows  # torch loads here, before the measurement
+    import torch  # loads here, before the measurement
+
+    from sneakers.data import ShardImages, SplitData
     from sneakers.files import read_csv
+    from sneakers.params import TrainSettings
+    from sneakers.train import make_loader
 
     shard_dir = Path(task["dir"])
     index = read_csv(shard_dir / "index.csv")
-    decode_rows(shard_dir, index.iloc[:1])  # the decoder's and torch's first calls warm up
-    return partial(epoch, decode_rows, shard_dir, index, task["batch"], kind == "in-memory"), {}
+    data = SplitData(ShardImages.of(shard_dir, index), torch.zeros(len(index), dtype=torch.long),
+                     index)  # fmt: skip
+    settings = TrainSettings(batch_size=task["batch"], num_workers=task["workers"])
+    loader = make_loader(data, settings, torch.device("cpu"), seed=0)
+    return partial(epoch, loader, data, kind == "in-memory"), {}
 
 
 def child(task: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +172,8 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     out = work()
     seconds = time.perf_counter() - started
-    result = {**facts, "seconds": seconds, "peak": peak_mib(), "growth": peak_mib() - before}
+    result = {**facts, "seconds": seconds, "peak": peak_mib(), "growth": peak_mib() - before,
+              "workers": peak_mib(resource.RUSAGE_CHILDREN)}  # fmt: skip
     if task["kind"].startswith("near"):
         digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()[:12]
         result.update(pairs=len(out), digest=digest)
@@ -187,7 +194,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
     parser.add_argument("--scan-max", type=int, default=20000, help="largest size to scan")
-    parser.add_argument("--stream-max", type=int, default=20000, help="largest size to stream")
+    parser.add_argument("--stream-max", type=int, default=200000, help="largest size to stream")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--standardize-images", type=int, default=300)
     parser.add_argument("--input-side", type=int, default=1024, help="standardize's input px")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -203,14 +211,16 @@ def main() -> None:
     print(machine())
     print(f"sizes {sizes}; near_threshold {THRESHOLD}, {NEAR_FRACTION:.0%} planted near copies; "
           f"standardize {args.standardize_images} images of {args.input_side} px; stream "
-          f"{STREAM_SIDE} px, batch {args.batch_size}; {load()}")  # fmt: skip
+          f"{STREAM_SIDE} px, batch {args.batch_size}, {args.workers} DataLoader workers; "
+          f"{load()}")  # fmt: skip
 
-    rows: list[dict[str, Any]] = []  # kind, n, seconds, peak, growth, note
+    rows: list[dict[str, Any]] = []  # kind, n, seconds, peak, growth, workers, note
 
     def record(kind: str, n: int, got: dict[str, Any], note: str = "") -> None:
         rows.append({"kind": kind, "n": n, **got, "note": note})
         print(f"{kind:12s} {n:7d}: {got['seconds']:8.3f} s, peak {got['peak']:6.0f} MiB "
-              f"(+{got['growth']:.0f}) {note}  ({load()})", flush=True)  # fmt: skip
+              f"(+{got['growth']:.0f}), workers {got['workers']:.0f} MiB {note}  ({load()})",
+              flush=True)  # fmt: skip
 
     for n in sizes:
         index = measure({"kind": "near index", "n": n, "seed": args.seed + n})
@@ -238,7 +248,8 @@ def main() -> None:
             notes = {"stream": f"batches of {args.batch_size}",
                      "in-memory": f"the uint8 tensor: {cache:.0f} MiB"}  # fmt: skip
             for kind, note in notes.items():
-                task = {"kind": kind, "n": n, "dir": str(shard_dir), "batch": args.batch_size}
+                task = {"kind": kind, "n": n, "dir": str(shard_dir), "batch": args.batch_size,
+                        "workers": args.workers}  # fmt: skip
                 record(kind, n, measure(task), note)
     print_table(rows)
 
@@ -247,7 +258,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     """The table, then one line per task: time per image at each size over the smallest's."""
     print()
     print(f"{'task':12s} {'images':>7s} {'seconds':>9s} {'us/image':>9s} {'images/s':>9s} "
-          f"{'peak MiB':>9s} {'growth':>7s} {'x smallest':>10s}  note")  # fmt: skip
+          f"{'peak MiB':>9s} {'growth':>7s} {'workers':>7s} {'x smallest':>10s}  note")  # fmt: skip
     ratios = []
     for kind in KINDS:
         mine = [r for r in rows if r["kind"] == kind]
@@ -257,7 +268,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         for r in mine:
             per = r["seconds"] / r["n"]
             print(f"{kind:12s} {r['n']:7d} {r['seconds']:9.3f} {1e6 * per:9.1f} {1 / per:9.0f} "
-                  f"{r['peak']:9.0f} {r['growth']:7.0f} {per / base:10.2f}  "
+                  f"{r['peak']:9.0f} {r['growth']:7.0f} {r['workers']:7.0f} {per / base:10.2f}  "
                   f"{r['note']}")  # fmt: skip
         times = " / ".join(f"{r['seconds'] / r['n'] / base:.2f}" for r in mine)
         ratios.append(f"{kind} {times} at {' / '.join(str(r['n']) for r in mine)}")

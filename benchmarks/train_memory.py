@@ -44,17 +44,18 @@ def peak_mib() -> float:
 def part_peak(args: argparse.Namespace) -> None:
     import torch
 
-    from sneakers.data import SplitData, load_splits
+    from sneakers.data import SplitData, cache, load_splits
     from sneakers.model import build_model, count_parameters
     from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
     from sneakers.train import train
 
     print(f"[peak] after imports: peak RSS {peak_mib():.0f} MiB")
     splits = load_splits(args.standardized, args.split)
-    cache = sum(s.images.nbytes for s in splits.values()) / MIB
+    cache(splits)  # every split decoded into memory
+    cache_mib = sum(s.images.nbytes for s in splits.values()) / MIB
     count = sum(len(s) for s in splits.values())
     print(f"[peak] after load_splits: peak RSS {peak_mib():.0f} MiB "
-          f"(image cache {cache:.0f} MiB, {count} images)")  # fmt: skip
+          f"(image cache {cache_mib:.0f} MiB, {count} images)")  # fmt: skip
     full = splits["train"]
     n = args.images or len(full)
     splits["train"] = SplitData(full.images[:n], full.labels[:n], full.rows.iloc[:n])
@@ -68,7 +69,7 @@ def part_peak(args: argparse.Namespace) -> None:
     print(f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
           f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}")  # fmt: skip
     print(f"[peak] weights {params:.0f} MiB (with gradients, 2 Adam moments and the kept "
-          f"best state: 5 x = {5 * params:.0f} MiB) + image cache {cache:.0f} MiB")  # fmt: skip
+          f"best state: 5 x = {5 * params:.0f} MiB) + image cache {cache_mib:.0f} MiB")  # fmt: skip
     print(f"[peak] peak RSS of train(): {peak_mib():.0f} MiB "
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")  # fmt: skip
 
@@ -77,15 +78,16 @@ def part_share(args: argparse.Namespace) -> None:
     import psutil
     import torch
 
-    from sneakers.data import load_splits
+    from sneakers.data import cache, load_splits
     from sneakers.inference import to_input
     from sneakers.model import build_model
     from sneakers.params import TrainSettings
     from sneakers.train import OPTIMIZERS, make_loader, seed_everything
 
     splits = load_splits(args.standardized, args.split)
+    cache(splits)  # every split decoded into memory
     data = splits["train"]
-    cache = sum(s.images.nbytes for s in splits.values()) / MIB
+    cache_mib = sum(s.images.nbytes for s in splits.values()) / MIB
     train_cache = data.images.nbytes / MIB
     seed_everything(args.seed)
     device = torch.device("cpu")
@@ -124,7 +126,7 @@ def part_share(args: argparse.Namespace) -> None:
         for pid, info in infos:
             per_worker[pid] = max(per_worker.get(pid, 0.0), info.uss / MIB)
     print(f"[share] {args.workers} workers, {batches} batches of the {len(data)}-image train "
-          f"split ({train_cache:.0f} MiB of the {cache:.0f} MiB cache); {load()}")  # fmt: skip
+          f"split ({train_cache:.0f} MiB of the {cache_mib:.0f} MiB cache); {load()}")  # fmt: skip
     if parent is not None:
         print(f"[share] parent (then): RSS {parent.rss / MIB:.0f} MiB, USS "
               f"{parent.uss / MIB:.0f} MiB, PSS {parent.pss / MIB:.0f} MiB")  # fmt: skip
@@ -134,8 +136,8 @@ def part_share(args: argparse.Namespace) -> None:
           f"{worst['pss']:.0f} MiB, RSS {worst['rss']:.0f} MiB")  # fmt: skip
     print(f"[share] the train images' pages in the workers: {cache_pages['rss']:.0f} MiB "
           f"resident (mapped, shared), {cache_pages['private']:.1f} MiB private")  # fmt: skip
-    print(f"workers' summed USS {worst['uss']:.0f} MiB = {worst['uss'] / cache:.2f} x the "
-          f"{cache:.0f} MiB image cache (a copy each: >= {args.workers} x)")  # fmt: skip
+    print(f"workers' summed USS {worst['uss']:.0f} MiB = {worst['uss'] / cache_mib:.2f} x the "
+          f"{cache_mib:.0f} MiB image cache (a copy each: >= {args.workers} x)")  # fmt: skip
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from _common import add_data_args, fail, load, machine, need_data, standardized_
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from sneakers.data import MEAN, STD, SplitData, load_splits
+from sneakers.data import MEAN, STD, SplitData, cache, load_splits
 from sneakers.inference import to_input
 from sneakers.model import build_model
 from sneakers.params import TrainSettings
@@ -133,6 +133,7 @@ def main() -> None:
         standardized = standardized_at(args.standardized, args.raw, args.size, Path(tmp))
         started = time.perf_counter()
         splits = load_splits(standardized, args.split)
+        cache(splits)  # every split decoded into memory
         decode_s = time.perf_counter() - started
     full = splits["train"]
     train = head(full, args.images or len(full))

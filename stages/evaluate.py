@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 
 from sneakers import artifact
-from sneakers.data import load_splits
+from sneakers.data import cache, load_splits
 from sneakers.errors import run_main
-from sneakers.evaluate import evaluate
+from sneakers.evaluate import SCORED, evaluate
 from sneakers.explain import heatmaps_png
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
@@ -32,7 +32,8 @@ def main() -> None:
     precision = resolve_precision(runtime.precision, device)
     model, network = artifact.load(Path("models/model.pt"), device)
     card = model.card
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), SCORED)
+    cache(splits)  # robustness and history perturb test images in memory
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
     metrics, predictions, explained = evaluate(
         network, card, splits, device, runtime.batch_size, precision, params.seed, histories

@@ -14,7 +14,7 @@ from sneakers.errors import run_main
 from sneakers.inference import resolve_device
 from sneakers.params import load_params
 from sneakers.preprocess import Recipe
-from sneakers.train import train
+from sneakers.train import keep_in_memory, train
 
 
 def main() -> None:
@@ -24,8 +24,9 @@ def main() -> None:
         distributed.relaunch(__file__, params.train.nproc_per_node)
         return
     recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    keep_in_memory(splits, params.train)
     try:
         if distributed.is_main():
             with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:

@@ -1,4 +1,5 @@
-"""load_splits: shards + index + split CSV in, one uint8 tensor per split out, rows aligned."""
+"""load_splits: shards + index + split CSV in, one split each out, rows aligned; cache decodes
+them into uint8 tensors, batches cuts either kind the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sneakers.data import SplitData, add_simulated, load_splits
+from sneakers.data import ShardImages, SplitData, add_simulated, batches, cache, load_splits
 from sneakers.errors import SneakersError
 from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 
@@ -63,12 +64,17 @@ def standardized(tmp_path: Path, encode: Callable[..., bytes]) -> tuple[Path, pd
     return out, split
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
 def test_load_splits_shapes_labels_and_order(
-    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, in_memory: bool
 ) -> None:
     out, split = standardized
     split.sample(frac=1, random_state=0).to_csv(tmp_path / "split.csv", index=False)
     splits = load_splits(out, tmp_path / "split.csv")
+    assert all(isinstance(s.images, ShardImages) for s in splits.values())  # nothing decoded
+    if in_memory:
+        assert cache(splits)
+        assert all(isinstance(s.images, torch.Tensor) for s in splits.values())
 
     assert set(splits) == {"train", "val", "test"}
     seen: list[str] = []
@@ -76,7 +82,7 @@ def test_load_splits_shapes_labels_and_order(
         expected_ids = [f"img{i:02d}" for i, s in enumerate(SPLITS) if s == name]
         assert list(data.rows["id"]) == expected_ids  # index order within each split
         assert (data.rows["split"] == name).all()
-        assert data.images.dtype == torch.uint8
+        assert data.images[0].dtype == torch.uint8
         assert data.images.shape == (len(expected_ids), 3, SIZE, SIZE)
         assert len(data) == len(expected_ids)
         for k, image_id in enumerate(data.rows["id"]):
@@ -86,6 +92,57 @@ def test_load_splits_shapes_labels_and_order(
             assert int(data.labels[k]) == i % 2  # 1 = ai, 0 = real
         seen += list(data.rows["id"])
     assert sorted(seen) == sorted(split["id"])  # every id exactly once
+
+
+def test_only_the_named_splits_are_loaded(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, split = standardized
+    split.to_csv(tmp_path / "split.csv", index=False)
+    assert set(load_splits(out, tmp_path / "split.csv", ("train", "val"))) == {"train", "val"}
+    split.iloc[:-1].to_csv(tmp_path / "split.csv", index=False)  # still checked whole
+    with pytest.raises(SneakersError, match="does not cover"):
+        load_splits(out, tmp_path / "split.csv", ("train",))
+
+
+def test_cache_decodes_only_what_fits_the_budget(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    out, split = standardized
+    split.to_csv(tmp_path / "split.csv", index=False)
+    splits = load_splits(out, tmp_path / "split.csv")
+    total = sum(s.images.nbytes for s in splits.values())
+    assert total == len(SPLITS) * 3 * SIZE * SIZE
+    assert not cache(splits, budget_bytes=total - 1)
+    assert all(isinstance(s.images, ShardImages) for s in splits.values())
+    streamed = {k: v.images.stack(range(len(v))) for k, v in splits.items()}
+    assert cache(splits, budget_bytes=total)
+    assert all(torch.equal(splits[k].images, streamed[k]) for k in splits)
+
+
+@pytest.mark.parametrize(("rank", "world"), [(0, 1), (0, 2), (1, 2), (2, 3)])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_cut_streamed_images_as_they_cut_a_tensor(
+    standardized: tuple[Path, pd.DataFrame], tmp_path: Path, rank: int, world: int, workers: int
+) -> None:
+    """Batches of 4 of 10 images, each cut to the rank's every world-th image (at world 3 the
+    last batch of 2 leaves rank 2 none), in order, from the shards as from memory."""
+    out, split = standardized
+    split.assign(split="train").to_csv(tmp_path / "split.csv", index=False)
+    images = load_splits(out, tmp_path / "split.csv")["train"].images
+    tensor = images.stack(range(len(images)))
+    got = list(batches(images, 4, rank, world, workers))
+    want = list(batches(tensor, 4, rank, world))
+    assert (
+        [len(b) for b in got]
+        == [len(b) for b in want]
+        == [len(range(s, min(s + 4, 10))[rank::world]) for s in (0, 4, 8)]
+    )
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    assert torch.equal(
+        torch.cat(want),
+        tensor[[i for s in (0, 4, 8) for i in range(s, min(s + 4, 10))[rank::world]]],
+    )
 
 
 def test_split_missing_ids_is_a_user_error(
@@ -137,12 +194,20 @@ def train_and_split(
     return load_splits(out, tmp_path / "split.csv")["train"], split
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
 def test_add_simulated_appends_fakes_as_ai(
-    train_and_split: tuple[SplitData, pd.DataFrame], tmp_path: Path, encode: Callable[..., bytes]
+    train_and_split: tuple[SplitData, pd.DataFrame],
+    tmp_path: Path,
+    encode: Callable[..., bytes],
+    in_memory: bool,
 ) -> None:
     train, _ = train_and_split
+    if in_memory:
+        assert cache({"train": train})
     photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
     both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
+    assert isinstance(both.images, torch.Tensor) == in_memory  # a streamed split stays streamed
+    cache({"train": both})
     assert len(both) == len(train) + len(photos)
     assert both.labels[len(train) :].tolist() == [1] * len(photos)
     assert int(both.images[len(train) :].float().mean()) > 250  # the white fakes, in order

@@ -331,12 +331,16 @@ def test_simulated_fakes_join_training_only(pipeline: PipelineRun) -> None:
 def test_two_processes_train_under_torchrun(pipeline: PipelineRun) -> None:
     """`-S train.nproc_per_node=2`: the stage runs itself under torchrun (gloo on the CPU); one
     DVCLive log with one row per epoch, one model that records 2 processes, and evaluate scores
-    it (last here: it leaves its results in the workspace)."""
-    done = pipeline.sandbox.dvc("exp", "run", "-S", "train.nproc_per_node=2", check=False)
+    it (last here: it leaves its results in the workspace). With train.memory_gb 0 the images
+    stream from the shards, a DataLoader worker per rank decoding them."""
+    done = pipeline.sandbox.dvc("exp", "run", "-S", "train.nproc_per_node=2",
+                                "-S", "train.memory_gb=0", "-S", "train.num_workers=1",
+                                check=False)  # fmt: skip
     assert_ok(done)
     assert stages_run(done) == {"train", "evaluate"}, done.stdout
-    starts = [line for line in done.stdout.splitlines() if " parameters) on " in line]
-    assert len(starts) == 1, done.stdout  # rank 0 alone prints
+    for said in (" parameters) on ", "images stream from the shards"):
+        lines = [line for line in done.stdout.splitlines() if said in line]
+        assert len(lines) == 1, done.stdout  # rank 0 alone prints
     assert " x 2 processes " in done.stdout, done.stdout
     repo = pipeline.repo
     rows = (repo / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()

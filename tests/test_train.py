@@ -4,21 +4,31 @@ and bit-for-bit reproducibility on the CPU."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
+from conftest import StubLog, in_shards
 from torch import nn
 from torch.utils.data import DistributedSampler, RandomSampler, TensorDataset
 
+from sneakers.data import ShardImages, SplitData, cache
 from sneakers.distributed import LAUNCHED, Ranks
 from sneakers.errors import SneakersError
 from sneakers.inference import autocast, predict_proba, resolve_device, to_input
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
 from sneakers.model import build_model
-from sneakers.params import Optimizer, TrainSettings, choices
-from sneakers.train import OPTIMIZERS, DeviceBatches, make_loader, recalibrate_batchnorm
+from sneakers.params import ModelSettings, Optimizer, RuntimeSettings, TrainSettings, choices
+from sneakers.train import (
+    OPTIMIZERS,
+    DeviceBatches,
+    keep_in_memory,
+    make_loader,
+    recalibrate_batchnorm,
+    train,
+)
 
 if TYPE_CHECKING:
     from conftest import Trained
@@ -192,6 +202,82 @@ def test_the_global_batch_is_shared_out_across_ranks(
             assert sorted(map(bytes, x.numpy())) == sorted(map(bytes, torch.cat([a, b]).numpy()))
     with pytest.raises(SneakersError, match="not divisible by train.nproc_per_node 3"):
         make_loader(data, settings, CPU, 0, Ranks(0, 3, 0))
+
+
+# --- streaming from the shards (train.memory_gb) ---
+
+
+def decoded(splits: dict[str, SplitData]) -> dict[str, SplitData]:
+    """A copy of streamed splits with every image decoded into memory."""
+    out = {k: SplitData(v.images, v.labels, v.rows) for k, v in splits.items()}
+    assert cache(out)
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_streamed_split_trains_the_in_memory_model(
+    make_splits: Callable[[], dict], tmp_path: Path, workers: int
+) -> None:
+    """Decoded by DataLoader workers batch by batch, the images train the model they train
+    when decoded first: same batches, same order, so the same weights, threshold and log."""
+    streamed = in_shards(make_splits(), tmp_path)
+
+    def fit(splits: dict[str, SplitData], num_workers: int) -> tuple[dict, float, list]:
+        settings = TrainSettings(epochs=2, lr=0.01, batch_size=8, num_workers=num_workers)
+        runtime, log = RuntimeSettings(device="cpu", precision="fp32"), StubLog()
+        fitted = train(splits, ModelSettings(), settings, runtime, 1, log)
+        return fitted.state_dict, fitted.threshold, log.records
+
+    weights, threshold, log = fit(decoded(streamed), 0)
+    assert isinstance(streamed["train"].images, ShardImages)
+    got_weights, got_threshold, got_log = fit(streamed, workers)
+    assert weights.keys() == got_weights.keys()
+    assert all(torch.equal(weights[k], got_weights[k]) for k in weights)
+    assert (got_threshold, got_log) == (threshold, log)
+
+
+def test_memory_gb_decodes_what_fits_and_streams_the_rest(
+    make_splits: Callable[[], dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every process on the node holds a copy, so the budget is shared by nproc_per_node."""
+    splits = in_shards({k: v for k, v in make_splits().items() if k != "test"}, tmp_path)
+    gib = 2 * sum(s.images.nbytes for s in splits.values()) / 2**30  # two processes
+
+    assert not keep_in_memory(splits, TrainSettings(memory_gb=gib * 0.99, nproc_per_node=2))
+    assert all(isinstance(s.images, ShardImages) for s in splits.values())
+    out = capsys.readouterr().out
+    assert "48 train + 48 val images stream from the shards" in out
+    assert "decoded by 0 DataLoader worker(s): set train.num_workers" in out
+
+    assert keep_in_memory(splits, TrainSettings(memory_gb=gib, nproc_per_node=2))
+    assert all(isinstance(s.images, torch.Tensor) for s in splits.values())
+    assert "48 train + 48 val images decoded into memory" in capsys.readouterr().out
+
+
+def test_each_rank_streams_only_its_own_images(
+    make_splits: Callable[[], dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun a streamed rank decodes its share of each batch and nothing else, and
+    its batches are those it would cut from the decoded split."""
+    streamed = in_shards({"train": make_splits()["train"]}, tmp_path)["train"]
+    in_memory = decoded({"train": streamed})["train"]
+    monkeypatch.setenv(LAUNCHED, "test")
+    read: list[int] = []
+    get = ShardImages.__getitem__
+    monkeypatch.setattr(ShardImages, "__getitem__", lambda self, i: read.append(i) or get(self, i))
+    settings, mine = TrainSettings(batch_size=8), {}
+    for rank in (0, 1):
+        read.clear()
+        loaders = [
+            make_loader(d, settings, CPU, 0, Ranks(rank, 2, rank)) for d in (streamed, in_memory)
+        ]
+        for loader in loaders:
+            loader.sampler.set_epoch(3)
+        for (x, y), (x_memory, y_memory) in zip(*loaders, strict=True):
+            assert torch.equal(x, x_memory) and torch.equal(y, y_memory)
+        mine[rank] = list(read)
+    assert len(mine[0]) == len(mine[1]) == len(streamed) // 2
+    assert set(mine[0]).isdisjoint(mine[1]) and set(mine[0]) | set(mine[1]) == set(range(48))
 
 
 # --- precise BatchNorm ---

@@ -18,6 +18,8 @@ from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
 from sneakers.split import EVAL
 
+SCORED = ("val", "test", EVAL)  # the splits evaluate scores; train is never loaded
+
 # Resample scales that break the 8x8 grid, each a robustness condition (resampled losslessly,
 # then standardized); the history test resamples by the mild one before swapping histories.
 RESAMPLE_SCALES = (0.8, 1.07, 1.25)
@@ -39,7 +41,7 @@ def predict_splits(
 ) -> pd.DataFrame:
     """One row per val, test and eval image: its index facts, split, P(ai), predicted label."""
     frames = []
-    for name in ("val", "test", EVAL):
+    for name in SCORED:
         if name not in splits:  # eval: only where the profile has eval sources
             continue
         data = splits[name]

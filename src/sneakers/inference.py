@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sneakers.data import MEAN, STD
+from sneakers.data import MEAN, STD, Images, batches
 from sneakers.errors import SneakersError
 from sneakers.params import Device, Precision, choices
 
@@ -76,16 +76,18 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 @torch.no_grad()
 def predict_proba(
     model: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     device: torch.device,
     batch_size: int,
     precision: str,
+    workers: int = 0,
 ) -> np.ndarray:
-    """P(ai) for every image, in order; precision is fp32 or bf16 (already resolved)."""
+    """P(ai) for every image, in order; precision is fp32 or bf16 (already resolved). Images in
+    the shards are decoded by `workers` DataLoader workers."""
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
+    for batch in batches(images, batch_size, workers=workers):
         with autocast(device, precision):
-            logits = model(to_input(images[start : start + batch_size], device))
+            logits = model(to_input(batch, device))
         out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)

@@ -346,6 +346,9 @@ class TrainSettings(Section):
     optimizer: Optimizer = "adam"
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     num_workers: Whole = 0
+    # GiB of decoded images (train + val, every process on this node a copy) kept in memory;
+    # above it they stream from the shards, decoded by the num_workers DataLoader workers.
+    memory_gb: Annotated[float, Field(ge=0)] = 8.0
     precision: Precision = "auto"  # training steps
     threshold: Annotated[str | float, PlainValidator(_threshold)] = "val"
     target_fpr: Annotated[float, Field(ge=0, lt=1)] = 0.05  # for threshold val_fpr

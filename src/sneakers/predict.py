@@ -228,7 +228,7 @@ def score_batch(
     precision: str,
     overlays: Overlays | None = None,
 ) -> None:
-    """Stack like data.decode_rows, then score with the pipeline's predict_proba."""
+    """Stack as data.ShardImages.stack does, then score with the pipeline's predict_proba."""
     images = torch.from_numpy(np.stack([p for _, p in batch])).permute(0, 3, 1, 2).contiguous()
     p_ai = predict_proba(model, images, device, len(batch), precision)
     for (row, _), p in zip(batch, p_ai, strict=True):

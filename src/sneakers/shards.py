@@ -69,6 +69,11 @@ class ShardWriter:
 
 def read_image(shard_dir: Path, row: pd.Series) -> bytes:
     """The standardized JPEG bytes of one index row."""
-    with open(shard_dir / row["shard"], "rb") as f:
-        f.seek(int(row["offset"]))
-        return f.read(int(row["length"]))
+    return read_member(shard_dir / row["shard"], int(row["offset"]), int(row["length"]))
+
+
+def read_member(shard: Path, offset: int, length: int) -> bytes:
+    """length bytes at offset in a shard: one image's JPEG."""
+    with open(shard, "rb") as f:
+        f.seek(offset)
+        return f.read(length)

@@ -2,9 +2,11 @@
 
 Seeded and deterministic for a seed, a device and a precision. `train.precision: auto` trains in
 bf16 autocast where the hardware computes bf16 (CUDA, or a CPU with AMX-BF16 or AVX512-BF16) and
-in fp32 elsewhere; channels_last everywhere. On CUDA the uint8 train split lives on the GPU and
-batches are cut there, so no step waits for a host copy. The epoch with the lowest validation loss
-is kept, and the decision threshold is fixed on validation data, never on test.
+in fp32 elsewhere; channels_last everywhere. Train and val are decoded once into uint8 tensors
+where they fit train.memory_gb (on CUDA the train split then lives on the GPU and batches are cut
+there, so no step waits for a host copy); above it DataLoader workers decode each batch from the
+shards, the same batches in the same order, so the model is the same. The epoch with the lowest
+validation loss is kept, and the decision threshold is fixed on validation data, never on test.
 """
 
 from __future__ import annotations
@@ -20,18 +22,12 @@ import torch
 import torch.utils.deterministic
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import (
-    DataLoader,
-    DistributedSampler,
-    RandomSampler,
-    Sampler,
-    TensorDataset,
-)
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, StackDataset
 from tqdm import tqdm
 
 from sneakers import distributed
 from sneakers.artifact import Fitted, Trained
-from sneakers.data import SplitData
+from sneakers.data import Images, SplitData, batches, cache
 from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
 from sneakers.inference import (
@@ -64,7 +60,8 @@ def seed_everything(seed: int) -> None:
 
 class DeviceBatches:
     """Batches cut from a uint8 copy of the split kept on the GPU: no DataLoader, no
-    host-to-device copy per step (173 KB per 240 px image: 2,000 images take 350 MB)."""
+    host-to-device copy per step (173 KB per 240 px image: 2,000 images take 350 MB). Only for
+    a split in memory (a tensor)."""
 
     def __init__(self, data: SplitData, sampler: Sampler, batch_size: int, device: torch.device,
                  drop_last: bool) -> None:  # fmt: skip
@@ -83,6 +80,24 @@ class DeviceBatches:
             yield self.images[index], self.labels[index]
 
 
+def keep_in_memory(splits: dict[str, SplitData], settings: TrainSettings) -> bool:
+    """Decode the splits into memory if they fit train.memory_gb (every process on this node
+    holds a copy), else leave them to stream; say which, once."""
+    processes = settings.nproc_per_node
+    gib = sum(s.images.nbytes for s in splits.values()) * processes / 2**30
+    main = distributed.is_main()
+    kept = cache(splits, settings.memory_gb * 2**30 / processes, show=main)
+    counts = " + ".join(f"{len(s)} {name}" for name, s in splits.items())
+    where = f"{gib:.2f} GiB for {processes} process(es), train.memory_gb {settings.memory_gb:g}"
+    if main and kept:
+        print(f"train: {counts} images decoded into memory ({where})")
+    elif main:
+        hint = "" if settings.num_workers else ": set train.num_workers to decode while it trains"
+        print(f"train: {counts} images stream from the shards ({where}), decoded by "
+              f"{settings.num_workers} DataLoader worker(s){hint}")  # fmt: skip
+    return kept
+
+
 def make_loader(
     data: SplitData,
     settings: TrainSettings,
@@ -94,14 +109,15 @@ def make_loader(
     torchrun (even one process) a DistributedSampler seeded by seed + epoch (`.sampler.set_epoch`
     reshuffles) gives rank r every world-th image of each batch, so N processes train on the
     batches one torchrun process trains on; a plain process keeps the seeded shuffle of every
-    earlier model. Cut on the GPU under CUDA; on the CPU a DataLoader whose workers share the
-    tensor, not copies."""
+    earlier model. A split in memory is cut on the GPU under CUDA, and on the CPU by a DataLoader
+    whose workers share the tensor, not copies; a streamed one is read by the DataLoader's
+    workers, each rank only its own images."""
     if settings.batch_size % ranks.world:
         raise SneakersError(
             f"train.batch_size: {settings.batch_size} is not divisible by "
             f"train.nproc_per_node {ranks.world} (it is the global batch, split across ranks)"
         )
-    dataset = TensorDataset(data.images, data.labels)
+    dataset = StackDataset(data.images, data.labels)
     local = settings.batch_size // ranks.world
     drop_last = len(data) % settings.batch_size == 1  # BatchNorm cannot train on 1 image
     generator = torch.Generator().manual_seed(seed)  # CPU: the same order on any GPU
@@ -109,12 +125,13 @@ def make_loader(
         sampler = DistributedSampler(dataset, ranks.world, ranks.rank, shuffle=True, seed=seed)
     else:
         sampler = RandomSampler(dataset, generator=generator)
-    if device.type == "cuda":
+    if device.type == "cuda" and isinstance(data.images, torch.Tensor):
         return DeviceBatches(data, sampler, local, device, drop_last)
-    workers = settings.num_workers
-    # The loader also draws its workers' seeds from the generator, as every earlier run had it.
+    # The loader also draws its workers' seeds from the generator, as every earlier run had it,
+    # once per epoch: persistent workers would draw once per run, and then the shuffle of every
+    # later epoch (drawn from the same generator) would depend on train.num_workers.
     return DataLoader(dataset, batch_size=local, sampler=sampler, generator=generator,
-                      num_workers=workers, persistent_workers=workers > 0,
+                      num_workers=settings.num_workers, pin_memory=device.type == "cuda",
                       drop_last=drop_last)  # fmt: skip
 
 
@@ -157,11 +174,12 @@ def train_epoch(
 
 def recalibrate_batchnorm(
     model: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     device: torch.device,
     batch_size: int,
     precision: str = "fp32",
     ranks: Ranks = Ranks(),  # noqa: B008 - frozen: one shared default is safe
+    workers: int = 0,
 ) -> None:
     """Recompute BatchNorm running statistics as exact averages over the training images.
 
@@ -172,12 +190,9 @@ def recalibrate_batchnorm(
     Under torchrun each rank takes every world-th image of each batch; the global BatchNorm
     layers reduce the statistics across ranks, so they are those of the whole batch.
     """
-    batches = (
-        to_input(images[i : i + batch_size][ranks.rank :: ranks.world], device)
-        for i in range(0, len(images), batch_size)
-    )
+    mine = batches(images, batch_size, ranks.rank, ranks.world, workers)
     with autocast(device, precision):
-        torch.optim.swa_utils.update_bn(batches, model)
+        torch.optim.swa_utils.update_bn((to_input(b, device) for b in mine), model)
 
 
 def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
@@ -238,10 +253,11 @@ def train(
                                             ranks.main)  # fmt: skip
         if settings.precise_bn:
             recalibrate_batchnorm(net_module, train_data.images, device, eval_batch, precision,
-                                  ranks)  # fmt: skip
+                                  ranks, settings.num_workers)  # fmt: skip
         if not ranks.main:
             continue
-        p_val = predict_proba(net_module, val_data.images, device, eval_batch, eval_precision)
+        p_val = predict_proba(net_module, val_data.images, device, eval_batch, eval_precision,
+                              settings.num_workers)  # fmt: skip
         val_loss, val_acc = score(p_val, val_data.labels)
         for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
                             ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
@@ -260,7 +276,8 @@ def train(
     model = build_model(net.arch, image_size, input=net.input)  # plain BatchNorm for the file
     model.load_state_dict(best["state"])
     model = model.to(device, memory_format=torch.channels_last)
-    p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision)
+    p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision,
+                          settings.num_workers)  # fmt: skip
     y_val = val_data.labels.numpy()
     if settings.threshold == "val":
         threshold = choose_threshold(y_val, p_val)
