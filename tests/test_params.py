@@ -137,6 +137,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("train.threshold", 1.5, "train.threshold: is 1.5 (use val, val_fpr or a number between"),
     ("train.threshold", "best", "train.threshold: is 'best' (use val, val_fpr"),
     ("train.target_fpr", 1.0, "train.target_fpr: is 1.0 (use less than 1"),
+    ("train.memory_gb", -1, "train.memory_gb: is -1 (use at least 0"),
     ("audit.control_scale", 1, "audit.control_scale: is 1 (use more than 1"),
     ("model.arch", "resnet", "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn' or 'resnet18')"),
     ("standardize.fit", "zoom", "standardize.fit: is 'zoom' (use 'crop', 'pad' or 'stretch')"),
