@@ -12,6 +12,7 @@ validation loss is kept, and the decision threshold is fixed on validation data,
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import random
 import time
@@ -127,6 +128,11 @@ def make_loader(
         sampler = RandomSampler(dataset, generator=generator)
     if device.type == "cuda" and isinstance(data.images, torch.Tensor):
         return DeviceBatches(data, sampler, local, device, drop_last)
+    if settings.num_workers:
+        # Workers fork each epoch; a garbage collection in one writes to every object it scans,
+        # copying each page that holds one (~110 MiB a worker here). Frozen objects are not
+        # scanned, as Python's gc docs advise before fork() (docs/performance.md, section 6).
+        gc.freeze()
     # The loader also draws its workers' seeds from the generator, as every earlier run had it,
     # once per epoch: persistent workers would draw once per run, and then the shuffle of every
     # later epoch (drawn from the same generator) would depend on train.num_workers.
