@@ -276,15 +276,11 @@ def train(
                 "val_loss": val_loss,
                 "epoch": epoch,
                 "state": copy.deepcopy(net_module.state_dict()),
+                "p_val": p_val,  # the threshold's input: no second pass over val
             }
     if not ranks.main:
         return None
-    model = build_model(net.arch, image_size, input=net.input)  # plain BatchNorm for the file
-    model.load_state_dict(best["state"])
-    model = model.to(device, memory_format=torch.channels_last)
-    p_val = predict_proba(model, val_data.images, device, eval_batch, eval_precision,
-                          settings.num_workers)  # fmt: skip
-    y_val = val_data.labels.numpy()
+    p_val, y_val = best["p_val"], val_data.labels.numpy()
     if settings.threshold == "val":
         threshold = choose_threshold(y_val, p_val)
     elif settings.threshold == "val_fpr":
@@ -302,5 +298,6 @@ def train(
                       best_val_loss=best["val_loss"], seed=seed, device=device_label(device),
                       precision=precision, eval_precision=eval_precision,
                       processes=ranks.world)  # fmt: skip
-    state_dict = {k: v.cpu() for k, v in model.state_dict().items()}
+    # Global BatchNorm layers keep plain BatchNorm's keys: the file loads into build_model's.
+    state_dict = {k: v.cpu() for k, v in best["state"].items()}
     return Fitted(state_dict, image_size, float(threshold), trained)
