@@ -4,12 +4,19 @@ changed (or re-runs ones that did not), and every param a stage reads, or DVC ke
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import tempfile
 import textwrap
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc.ignore import DvcIgnoreFilter
+from dvc_data.hashfile.build import build
+from dvc_data.hashfile.db import HashFileDB
+from dvc_objects.fs.local import LocalFileSystem
 
 from sneakers.params import Params
 
@@ -108,3 +115,80 @@ def test_stage_declares_every_param_it_reads(stage: str) -> None:
     read = params_read(ROOT / "stages" / f"{stage}.py")
     missing = {p for p in read if p not in declared and p.split(".")[0] not in declared}
     assert not missing, f"add to {stage}.params in dvc.yaml: {sorted(missing)}"
+
+
+CODE = ("src/", "stages/")
+
+
+def dvc_md5(path: Path, root: Path) -> str:
+    """The md5 DVC 3 records for a dep: a file's is the plain md5 of its bytes
+    (dvc_data.hashfile.hash.file_md5); a folder's is the `.dir` hash of its listing, without what
+    .dvcignore drops (__pycache__), which only dvc_data builds."""
+    if path.is_file():
+        return hashlib.md5(path.read_bytes()).hexdigest()
+    fs = LocalFileSystem()
+    with tempfile.TemporaryDirectory() as odb:
+        ignore = DvcIgnoreFilter(fs, str(root))
+        _, _, tree = build(HashFileDB(fs, odb), str(path), fs, "md5", ignore=ignore)
+    return tree.hash_info.value
+
+
+def stale_code_deps(root: Path) -> list[str]:
+    """Code deps (under src/ or stages/) of dvc.yaml whose hash in dvc.lock is not the work tree's,
+    each with why and its stages: `dvc status` on a clone calls those stages changed. (A dep that
+    only dvc.lock still lists is ignored by DVC, and so here.)"""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    stale: dict[str, list[str]] = defaultdict(list)
+    for name, stage in stages.items():
+        if name not in locked:
+            stale[f"stage {name} (never run)"].append(name)
+            continue
+        lock = {d["path"]: d["md5"] for d in locked[name]["deps"]}
+        for path in (d for d in stage["deps"] if d.startswith(CODE)):
+            if path not in lock:
+                why = "not in dvc.lock"
+            elif not (root / path).exists():
+                why = "missing"
+            elif dvc_md5(root / path, root) != lock[path]:
+                why = "changed"
+            else:
+                continue
+            stale[f"{path} ({why})"].append(name)
+    return [f"{what}: {', '.join(names)}" for what, names in sorted(stale.items())]
+
+
+def test_stale_code_deps_compares_files_and_folders_as_dvc_hashes_them(tmp_path: Path) -> None:
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "a.py").write_text("a\n")
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "a.py").write_text("a\n")
+    (tmp_path / "src" / "pkg" / "b.py").write_text("b\n")
+    (tmp_path / ".dvcignore").write_text("__pycache__/\n")
+    deps = ["stages/a.py", "src/pkg", "data/raw"]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"a": {"deps": deps}}}))
+    # the hashes `dvc repro` wrote for these files (a folder holding a.py and b.py)
+    locked = [
+        {"path": "stages/a.py", "md5": "60b725f10c9c85c70d97880dfe8191b3"},
+        {"path": "src/pkg", "md5": "aa856e5959c2d6c9417e780279e53a4b.dir"},
+        {"path": "data/raw", "md5": "0" * 32 + ".dir"},  # not code: never checked
+    ]
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {"a": {"deps": locked}}}))
+    (tmp_path / "src" / "pkg" / "__pycache__" / "a.pyc").write_bytes(b"ignored by .dvcignore")
+    assert stale_code_deps(tmp_path) == []
+
+    (tmp_path / "src" / "pkg" / "b.py").write_text("changed\n")
+    (tmp_path / "stages" / "a.py").write_text("changed\n")
+    assert stale_code_deps(tmp_path) == ["src/pkg (changed): a", "stages/a.py (changed): a"]
+    stages = {"a": {"deps": ["stages/b.py", *deps]}, "b": {"deps": []}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    stale = stale_code_deps(tmp_path)
+    assert {"stages/b.py (not in dvc.lock): a", "stage b (never run): b"} <= set(stale)
+
+
+def test_committed_lock_matches_the_code() -> None:
+    stale = stale_code_deps(ROOT)
+    assert not stale, (
+        "dvc.lock is older than the code, so a clone's `dvc status` reports these stages changed "
+        "(run `dvc repro` and commit dvc.lock and metrics/):\n  " + "\n  ".join(stale)
+    )
