@@ -20,11 +20,12 @@ from sneakers.data import CLASS_NAMES, MEAN, STD
 from sneakers.errors import SneakersError
 from sneakers.inference import to_input
 from sneakers.model import build_model
-from sneakers.params import ModelSettings
+from sneakers.params import MergeSettings, ModelSettings
 from sneakers.preprocess import Recipe
 
 CPU = torch.device("cpu")
 SIZE = 40
+MIN_SIZE = MergeSettings().min_size
 TRAINED = Trained(epochs=1, best_epoch=1, best_val_loss=0.25, seed=0, device="cpu",
                   precision="fp32", eval_precision="fp32")  # fmt: skip
 
@@ -36,13 +37,15 @@ def make_artifact(
     recipe: Recipe | None = None,
     model: nn.Module | None = None,
     profile: str = "test",
+    min_size: int | None = MIN_SIZE,
 ) -> Artifact:
     """An Artifact as the train stage makes one: seeded weights with BatchNorm statistics that
-    are not trivial (or model's), the default standardize settings at size (or recipe)."""
+    are not trivial (or model's), the default standardize settings at size (or recipe), and
+    merge's default min_size (or min_size)."""
     recipe = recipe or synthetic_recipe(size)
     model = model or model_like_trained(arch, recipe.size)
     fitted = Fitted(model.state_dict(), recipe.size, threshold, TRAINED)
-    return Artifact.of(fitted, ModelSettings(arch=arch), recipe, profile)
+    return Artifact.of(fitted, ModelSettings(arch=arch), recipe, profile, min_size)
 
 
 def stored(model_file: Artifact, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
@@ -87,6 +90,7 @@ def test_a_card_records_the_model_data_and_code() -> None:
     assert (card.arch, card.input, card.image_size, card.threshold) == ("seed_cnn", "rgb", SIZE,
                                                                         0.3)  # fmt: skip
     assert card.preprocess == recipe and card.trained == TRAINED and card.data_profile == "demo"
+    assert card.min_size == card.smallest_side() == MIN_SIZE
     assert (card.class_names, card.mean, card.std) == (list(CLASS_NAMES), MEAN, STD)
     assert card.versions == artifact.versions()
     assert set(card.versions) == {"sneakers", "torch", "torchvision", "pillow", "python"}
@@ -243,7 +247,23 @@ def test_torch_files_that_are_not_a_model_file_are_refused(tmp_path: Path, conte
 def test_garbage_files_are_refused(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "model.pt"
     path.write_bytes(data)
-    assert "not a sneakers model file" in refusal(path)
+    message = refusal(path)
+    assert "not a sneakers model file (not a PyTorch file, or a damaged one)" in message, message
+    assert "weights_only" not in message
+
+
+def test_a_folder_as_model_is_one_line(tmp_path: Path) -> None:
+    assert refusal(tmp_path).startswith(f"{tmp_path} is a folder: name a model file")
+
+
+def test_a_model_file_from_before_min_size_loads_with_merges_default(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(stored(make_artifact("seed_cnn"), ("min_size",)), path)
+    card = artifact.load(path, CPU)[0].card
+    assert (card.min_size, card.smallest_side()) == (None, MIN_SIZE)
+    artifact.save(path, make_artifact("seed_cnn", min_size=100))
+    card = artifact.load(path, CPU)[0].card
+    assert (card.min_size, card.smallest_side()) == (100, 100)
 
 
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
@@ -262,8 +282,18 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path: Path, write
     assert marker.exists()
     marker.unlink()
 
-    assert "not a sneakers model file" in refusal(path)
+    message = refusal(path)
+    assert "not a sneakers model file: loading it would run Python code" in message, message
+    assert "weights_only" not in message and "trust" not in message  # never advise running it
     assert not marker.exists()
+
+
+def test_a_pickled_module_is_refused_without_advice_to_load_it_unsafely(tmp_path: Path) -> None:
+    path = tmp_path / "whole-model.pt"
+    torch.save(build_model("seed_cnn", SIZE), path)  # the whole module, not a state dict
+    message = refusal(path)
+    assert "would run Python code (sneakers.model.SeedCNN)" in message, message
+    assert "weights_only" not in message and message.endswith("after `dvc repro`)")
 
 
 def test_a_missing_model_points_to_dvc_repro(tmp_path: Path) -> None:

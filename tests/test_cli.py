@@ -16,8 +16,8 @@ from sneakers.cli import main
 from sneakers.data import MEAN, STD
 from sneakers.model import build_model, count_parameters
 
-CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "mean",
-             "std", "trained", "data_profile", "versions"]  # fmt: skip
+CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "min_size",
+             "mean", "std", "trained", "data_profile", "versions"]  # fmt: skip
 
 
 def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,6 +32,7 @@ def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     described = (shown["arch"], shown["input"], shown["image_size"], shown["threshold"])
     assert described == ("gap_cnn", "rgb", 48, 0.4)
     assert shown["preprocess"] == recipe.model_dump()  # no mean/std inside: they are beside it
+    assert shown["min_size"] == 32  # merge's, which predict applies as merge did
     assert (shown["mean"], shown["std"], shown["class_names"]) == (MEAN, STD, ["real", "ai"])
     assert shown["trained"] == TRAINED.model_dump()
     assert shown["data_profile"] == "demo" and shown["versions"] == saved.card.versions

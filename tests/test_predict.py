@@ -3,6 +3,7 @@ exit codes and one-line errors, and the same P(ai) as the evaluate stage for the
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -230,7 +231,55 @@ def test_a_fifo_is_refused_without_reading_it(cli: Cli, model_path: Path, tmp_pa
     write_bytes(tmp_path / "good.jpg", encode_image(make_picture(1), "JPEG"))
     code, out, _ = cli("predict", tmp_path, "--model", model_path, "--format", "json")
     assert code == 2
-    assert [r["error"] for r in rows_of(out)] == [None, "not_a_file: not a regular file"]
+    assert [r["error"] for r in rows_of(out)] == [
+        None, "not_a_file: a FIFO (named pipe), not a regular file"
+    ]  # fmt: skip
+
+
+def test_links_and_special_files_named_explicitly_say_what_they_are(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (tmp_path / "loop-a.jpg").symlink_to(tmp_path / "loop-b.jpg")
+    (tmp_path / "loop-b.jpg").symlink_to(tmp_path / "loop-a.jpg")
+    names = [tmp_path / "dangling.jpg", tmp_path / "loop-a.jpg", "/dev/null"]
+    code, out, _ = cli("predict", *names, "--model", model_path, "--format", "json")
+    assert code == 2
+    assert [r["error"] for r in rows_of(out)] == [
+        f"broken_link: points to {tmp_path.resolve()}/deleted.jpg, which does not exist",
+        "broken_link: a loop of links",
+        "not_a_file: a character device, not a regular file",
+    ]
+    (tmp_path / "in").mkdir()  # the same words for a loop met inside a folder
+    (tmp_path / "in" / "self.jpg").symlink_to(tmp_path / "in" / "self.jpg")
+    assert [r.error for r in find_inputs([str(tmp_path / "in")]).rows] == [
+        "broken_link: a loop of links"
+    ]
+
+
+def test_what_merge_refuses_predict_refuses_with_the_models_min_size(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    """One rule: the 1x1 picture and the 2000x10 strip merge calls too_small are not scored."""
+    names = {"dot.png": (1, 1), "strip.png": (2000, 10), "shoe.png": (72, 64)}
+    for name, size in names.items():
+        write_bytes(tmp_path / "in" / name, encode_image(make_picture(1).resize(size), "PNG"))
+    args = ("predict", tmp_path / "in", "--format", "json", "--model")
+    code, out, err = cli(*args, model_path)
+    errors = {Path(r["path"]).name: r["error"] for r in rows_of(out)}
+    assert code == 2 and "note:" not in err
+    assert errors == {"dot.png": "too_small: 1x1 < 32 px", "shoe.png": None,
+                      "strip.png": "too_small: 2000x10 < 32 px"}  # fmt: skip
+    strict = tmp_path / "strict.pt"  # a model trained with merge.min_size 70 refuses 72x64 too
+    artifact.save(strict, make_artifact("seed_cnn", threshold=THRESHOLD, recipe=RECIPE,
+                                        min_size=70))  # fmt: skip
+    errors = {Path(r["path"]).name: r["error"] for r in rows_of(cli(*args, strict)[1])}
+    assert errors["shoe.png"] == "too_small: 72x64 < 70 px"
+    old = tmp_path / "old.pt"  # from before model files kept min_size: merge's default, said
+    torch.save(stored(tiny_artifact(), ("min_size",)), old)
+    code, out, err = cli(*args, old)
+    assert [r["error"] is None for r in rows_of(out)] == [False, True, False]
+    assert f"note: {old} does not record merge.min_size" in err and "under 32 px" in err
 
 
 def test_literal_base_is_the_folder_a_pattern_searches() -> None:
@@ -271,6 +320,35 @@ def test_table_and_csv_carry_the_same_rows(cli: Cli, model_path: Path, folder: P
     assert frame["path"].tolist() == [r["path"] for r in expected]
     for value, row in zip(frame["p_ai"], expected, strict=True):
         assert (value == "") if row["p_ai"] is None else float(value) == row["p_ai"]
+
+
+NAMES = {b"caf\xe9.jpg": "caf\\xe9.jpg", b"two\nlines.jpg": "two\\nlines.jpg",
+         "café.jpg".encode(): "café.jpg"}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_any_file_name_is_scored_and_shown_on_one_line_in_every_format(
+    cli: Cli, model_path: Path, tmp_path: Path, fmt: str
+) -> None:
+    """Linux names are bytes: one that is not UTF-8 is written as \\xNN, a newline as \\n,
+    alike in all formats, to the strict UTF-8 stdout of capsys and to --output."""
+    folder = tmp_path / "in"
+    for name in NAMES:
+        write_bytes(folder / os.fsdecode(name), encode_image(make_picture(1), "JPEG"))
+    target = tmp_path / f"rows.{fmt}"
+    for output in ((), ("--output", target)):
+        code, out, _ = cli("predict", folder, "--model", model_path, "--format", fmt, *output)
+        text = target.read_text(encoding="utf-8") if output else out
+        assert code == 0
+        if fmt == "json":
+            paths = [r["path"] for r in rows_of(text)]
+        elif fmt == "csv":
+            paths = pd.read_csv(io.StringIO(text))["path"].tolist()
+        else:
+            lines = text.splitlines()
+            assert len(lines) == 1 + len(NAMES)
+            paths = [line.split("  ")[0] for line in lines[1:]]
+        assert sorted(paths) == sorted(f"{folder}/{shown}" for shown in NAMES.values())
 
 
 def test_all_scored_exits_0_and_output_goes_to_a_file(
@@ -372,6 +450,109 @@ def test_explain_names_never_collide(cli: Cli, model_path: Path, tmp_path: Path)
     code, _, _ = cli("predict", *files, "--model", model_path, "--explain", out_dir)
     assert code == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["a-2.png", "a.png"]
+
+
+def test_explain_never_overwrites_a_file_it_did_not_make(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    """Heatmaps into the inputs' own folder: the user's a.png stays, and a link there is
+    never written through."""
+    folder = tmp_path / "in"
+    mine = {name: write_bytes(folder / name, encode_image(make_picture(i), fmt)).read_bytes()
+            for i, (name, fmt) in enumerate([("a.jpg", "JPEG"), ("a.png", "PNG")])}  # fmt: skip
+    outside = write_bytes(tmp_path / "elsewhere" / "b.png", b"keep me")
+    write_bytes(folder / "b.jpg", encode_image(make_picture(3), "JPEG"))
+    (folder / "b.png").symlink_to(outside)
+    code, _, err = cli("predict", folder, "--model", model_path, "--explain", folder)
+    assert code == 2  # b.png, a link out of the folder, is a row and is not followed
+    assert {name: (folder / name).read_bytes() for name in mine} == mine
+    assert outside.read_bytes() == b"keep me"
+    made = sorted(p.name for p in folder.iterdir() if p.name not in {*mine, "b.jpg", "b.png"})
+    assert made == ["a-2.png", "a-3.png", "b-2.png"]
+    assert err.strip().splitlines()[-1] == (
+        f"predict: 3 heatmaps (Grad-CAM, fp32) in {folder}; 3 under a new name (-2, -3, ...: "
+        "the name was taken)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [("input", "is one of the inputs"), ("model", "is the model file"),
+     ("explain", "is the --explain folder")],
+)  # fmt: skip
+def test_output_naming_a_file_the_run_reads_is_refused_before_any_work(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path, target: str, words: str
+) -> None:
+    heatmaps = tmp_path / "heatmaps"  # made by the run, so not refused as a folder up front
+    output = {"input": folder / "good.jpg", "model": model_path, "explain": heatmaps}[target]
+    before = output.read_bytes() if output.is_file() else None
+    code, out, err = cli("predict", folder, "--model", model_path, "--explain", heatmaps,
+                         "--output", output)  # fmt: skip
+    assert (code, out) == (1, "")
+    assert one_error_line(err).startswith(f"error: --output {output} {words}")
+    assert (output.read_bytes() if output.is_file() else None) == before
+    assert not heatmaps.exists()
+
+
+def test_output_never_takes_a_users_file_for_its_temporary_one(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "rows.csv"
+    theirs = write_bytes(tmp_path / "rows.csv.partial", b"someone's notes")
+    code, _, _ = cli("predict", folder / "good.jpg", "--model", model_path, "--format", "csv",
+                     "--output", output)  # fmt: skip
+    assert code == 0 and output.read_text().startswith("path,p_ai")
+    assert theirs.read_bytes() == b"someone's notes"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "rows.csv", "rows.csv.partial"
+    ]  # fmt: skip
+
+
+def test_a_heatmap_leaves_the_output_files_name_to_it(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "good.png"  # where good.jpg's heatmap would go
+    code, _, _ = cli("predict", folder / "good.jpg", "--model", model_path, "--format", "csv",
+                     "--output", output, "--explain", tmp_path)  # fmt: skip
+    assert code == 0 and output.read_text().startswith("path,p_ai")
+    with Image.open(tmp_path / "good-2.png") as im:
+        assert im.format == "PNG"
+
+
+def test_explain_into_a_place_that_cannot_take_it_is_refused_before_any_work(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    taken = write_bytes(tmp_path / "taken", b"x")
+    code, out, err = cli("predict", folder, "--model", model_path, "--explain", taken / "maps")
+    assert (code, out) == (1, "")
+    assert one_error_line(err) == f"error: --explain {taken}/maps: {taken} is a file: name a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_explain_or_output_into_a_read_only_folder_is_refused_before_any_work(
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    for option in ("--explain", "--output"):
+        code, out, err = cli("predict", folder, "--model", model_path, option, locked / "x")
+        assert (code, out) == (1, "")
+        assert "cannot write" in one_error_line(err)
+
+
+def test_a_heatmap_that_cannot_be_written_is_a_note_and_exit_2(
+    cli: Cli, model_path: Path, tmp_path: Path
+) -> None:
+    picture = encode_image(make_picture(1), "JPEG")
+    for name in ("a.jpg", "sub/b.jpg"):
+        write_bytes(tmp_path / "in" / name, picture)
+    blocked = write_bytes(tmp_path / "maps" / "sub", b"a file where a folder would go")
+    code, out, err = cli("predict", tmp_path / "in", "--model", model_path, "--format", "json",
+                         "--explain", tmp_path / "maps")  # fmt: skip
+    assert code == 2 and all(r["error"] is None for r in rows_of(out))  # every row scored
+    assert f"note: no heatmap for {tmp_path}/in/sub/b.jpg: cannot write {blocked}/b.png" in err
+    assert err.strip().endswith("; 1 not written (see the notes above)")
+    assert (tmp_path / "maps" / "a.png").is_file() and blocked.read_bytes().startswith(b"a file")
 
 
 def test_explain_into_a_file_is_refused_before_any_work(

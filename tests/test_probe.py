@@ -17,7 +17,7 @@ import imagehash
 import pytest
 from PIL import Image, ImageCms
 
-from sneakers.probe import jpeg_quality, probe_bytes
+from sneakers.probe import jpeg_quality, judge_header, probe_bytes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/shoes-real-vs-ai"
 LIMITS = {"min_size": 32, "max_pixels": 1_000_000}
@@ -105,6 +105,27 @@ def test_too_small(picture: Picture, encode: Encode) -> None:
     assert (row["status"], row["reason"], row["width"], row["height"]) == (
         "rejected", "too_small", 36, 32,
     )  # fmt: skip
+
+
+def test_judge_header_is_the_rule_probe_bytes_applies(picture: Picture, encode: Encode) -> None:
+    """The header verdict `sneakers predict` uses is merge's own: same reason, same detail."""
+    files = {
+        "empty": b"",
+        "text": b"shoe list\n",
+        "one-pixel": encode(Image.new("RGB", (1, 1)), "PNG"),
+        "a-strip": encode(Image.new("RGB", (2000, 10)), "PNG"),
+        "bomb": png_header_only(5000, 5000),
+        "fine": encode(picture(1), "JPEG"),
+    }
+    verdicts = {}
+    for name, data in files.items():
+        _, rejected = judge_header(data, **LIMITS)
+        row = probe_bytes(data, **LIMITS)
+        assert (rejected or {}).get("reason", "") == row["reason"], name
+        assert (rejected or {}).get("detail", "") == row["detail"], name
+        verdicts[name] = row["reason"]
+    assert verdicts == {"empty": "empty", "text": "not_an_image", "one-pixel": "too_small",
+                        "a-strip": "too_small", "bomb": "too_many_pixels", "fine": ""}  # fmt: skip
 
 
 @pytest.mark.parametrize("side", [10_000, 60_000])

@@ -25,11 +25,15 @@ from sneakers.data import CLASS_NAMES, MEAN, STD
 from sneakers.errors import SneakersError
 from sneakers.files import write_atomic
 from sneakers.model import build_model
-from sneakers.params import Arch, Input, ModelSettings, explain, location
+from sneakers.params import Arch, Input, MergeSettings, ModelSettings, explain, location
 from sneakers.preprocess import Recipe
 
 FORMAT = "sneakers-model"
 VERSION = 2  # 1: before this schema (arch_args, no input); refused with "re-train"
+# For model files written before the card kept merge.min_size: merge's default, what the
+# pipeline trained with unless params.yaml changed it.
+DEFAULT_MIN_SIZE = MergeSettings().min_size
+OURS = "use a model file that the train stage wrote, e.g. models/model.pt after `dvc repro`"
 
 
 class Record(BaseModel):
@@ -60,6 +64,9 @@ class Card(Record):
     class_names: list[str]
     threshold: Annotated[float, Field(gt=0, lt=1)]  # P(ai) at or above which a picture is ai
     preprocess: Recipe
+    # merge.min_size of the training data: predict refuses smaller pictures, as merge did.
+    # None in files from before the card kept it (see smallest_side).
+    min_size: Annotated[int, Field(ge=1)] | None = None
     mean: float  # inputs are (pixel / 255 - mean) / std, every channel alike
     std: float
     trained: Trained
@@ -73,6 +80,11 @@ class Card(Record):
         if (self.class_names, self.mean, self.std) != (list(CLASS_NAMES), MEAN, STD):
             raise ValueError("class names, mean or std differ from this code's")
         return self
+
+    def smallest_side(self) -> int:
+        """The shortest side a picture needs to be scored: min_size, or DEFAULT_MIN_SIZE for a
+        file from before the card kept it."""
+        return DEFAULT_MIN_SIZE if self.min_size is None else self.min_size
 
 
 @dataclass(frozen=True)
@@ -93,11 +105,19 @@ class Artifact:
     state_dict: dict[str, torch.Tensor]
 
     @classmethod
-    def of(cls, fitted: Fitted, model: ModelSettings, recipe: Recipe, profile: str) -> Artifact:
+    def of(
+        cls,
+        fitted: Fitted,
+        model: ModelSettings,
+        recipe: Recipe,
+        profile: str,
+        min_size: int | None = None,
+    ) -> Artifact:
+        """The model file of a training run; min_size, the merge.min_size of its data."""
         card = Card(arch=model.arch, input=model.input, image_size=fitted.image_size,
                     class_names=list(CLASS_NAMES), threshold=fitted.threshold, preprocess=recipe,
-                    mean=MEAN, std=STD, trained=fitted.trained, data_profile=profile,
-                    versions=versions())  # fmt: skip
+                    min_size=min_size, mean=MEAN, std=STD, trained=fitted.trained,
+                    data_profile=profile, versions=versions())  # fmt: skip
         return cls(card, fitted.state_dict)
 
     def network(self, device: torch.device) -> nn.Module:
@@ -130,10 +150,14 @@ def load(path: Path, device: torch.device) -> tuple[Artifact, nn.Module]:
     and build its network on device; any problem is one line."""
     if not path.exists():
         raise SneakersError(f"no model at {path}: train one with `dvc repro` or name another file")
+    if path.is_dir():
+        raise SneakersError(f"{path} is a folder: name a model file (models/model.pt by default)")
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise SneakersError(f"cannot read {path}: {err.strerror or err}") from None
     except Exception as err:  # noqa: BLE001 - any failure here means "not a usable artifact"
-        raise SneakersError(f"{path} is not a sneakers model file ({_first_line(err)})") from None
+        raise SneakersError(_unreadable(path, err)) from None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
         raise SneakersError(f"{path} is not a sneakers model file (no '{FORMAT}' tag)")
     if stored.get("format_version") != VERSION:
@@ -155,6 +179,16 @@ def load(path: Path, device: torch.device) -> tuple[Artifact, nn.Module]:
             f"{path} is not a usable sneakers model ({_first_line(err)}): re-train it"
         ) from None
     return artifact, network
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    """Why torch.load refused a file, in our words: torch's own message suggests loading it
+    with weights_only=False, which would run whatever code the file holds."""
+    needs = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if needs:  # the file holds pickled objects beyond tensors (a whole module, or a payload)
+        return (f"{path} is not a sneakers model file: loading it would run Python code "
+                f"({needs.group(1)}), so it was refused without running it ({OURS})")  # fmt: skip
+    return f"{path} is not a sneakers model file (not a PyTorch file, or a damaged one): {OURS}"
 
 
 def _first_line(err: Exception) -> str:

@@ -32,7 +32,8 @@ PREDICT_HELP = """\
 Scores each image the way the pipeline prepared its training data: the standardize stage's
 preprocessing with the settings stored in the model, then the model, in batches. Prints one row
 per file (path, P(ai), label, error) and a summary on stderr. Exit status: 0 every file scored,
-2 some could not be scored (their rows say why), 1 usage error."""
+2 some could not be scored (their rows say why) or a heatmap could not be written (a note says
+why), 1 usage error. Nothing is ever overwritten but --output FILE itself."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -112,7 +113,8 @@ def build_parser() -> Parser:
                          "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)")  # fmt: skip
     predict.add_argument("--explain", type=Path, metavar="DIR",
                          help="also write a Grad-CAM heatmap overlay of each scored file into DIR "
-                         "(its path under DIR, as .png): where the model looked")  # fmt: skip
+                         "(its path under DIR, as .png; a name already taken gets -2, -3, ...): "
+                         "where the model looked")  # fmt: skip
 
     info_parser = commands.add_parser(
         "info", help="describe a trained model file", description=INFO_HELP

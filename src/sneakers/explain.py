@@ -14,6 +14,7 @@ they are a handful of images, and bf16 gradients would blur small differences.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +76,19 @@ def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 def save_overlay(image: np.ndarray, heat: np.ndarray, path: Path) -> None:
-    """The overlay as a PNG; the folder is made where missing."""
+    """The overlay as a new PNG file; the folder is made where missing. It never replaces a
+    file (or writes through a link): a taken path raises FileExistsError, and a write that
+    fails leaves nothing behind."""
+    png = io.BytesIO()
+    Image.fromarray(overlay(image, heat)).save(png, "PNG")
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, heat)).save(path)
+    out = path.open("xb")  # O_EXCL: the name is ours, or this fails
+    try:
+        with out:
+            out.write(png.getbuffer())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def object_box(image: np.ndarray, background: int = 235) -> tuple[int, int, int, int] | None:

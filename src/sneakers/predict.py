@@ -15,13 +15,18 @@ pool of 2 spawned processes (each imports torch before its first picture) made a
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import io
+import itertools
 import json
 import os
+import re
+import stat
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sneakers import artifact
+from sneakers.artifact import DEFAULT_MIN_SIZE
 from sneakers.data import CLASS_NAMES, decode
 from sneakers.errors import SneakersError
 from sneakers.explain import heatmaps, save_overlay
@@ -39,13 +45,18 @@ from sneakers.files import classify_entry, walk
 from sneakers.inference import predict_proba, resolve_device, resolve_precision
 from sneakers.params import RuntimeSettings
 from sneakers.preprocess import Recipe
-from sneakers.probe import read_header
+from sneakers.probe import judge_header
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 COLUMNS = ("path", "p_ai", "label", "error")
 PROGRESS_MIN = 64  # show a progress bar (on a terminal) from this many files on
 EXIT_OK, EXIT_SOME_FAILED = 0, 2  # usage errors exit with 1 through errors.run_main
 NOT_FOUND = "not_found: no such file or folder"
+# What cannot stand in one line of valid UTF-8: control characters (newlines included), line
+# separators, and lone surrogates, which is how Python holds a file name's non-UTF-8 bytes.
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket",
+         stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}  # fmt: skip
 
 
 @dataclass
@@ -90,7 +101,7 @@ def find_inputs(patterns: Sequence[str]) -> Inputs:
         if verdict["status"] == "candidate":
             add(shown)
         elif verdict["reason"] == "broken_link":
-            add(shown, f"broken_link: points to {verdict['detail']}, which does not exist")
+            add(shown, link_error(shown))
         elif verdict["status"] == "rejected":
             add(shown, f"link_outside_folder: points to {verdict['detail']}, not followed")
         else:
@@ -125,7 +136,7 @@ def find_inputs(patterns: Sequence[str]) -> Inputs:
         if os.path.isdir(pattern):
             add_folder(pattern)
         elif os.path.lexists(pattern):  # before globbing: "shoe [1].jpg" is a name, not a pattern
-            add(pattern)
+            add(pattern, link_error(pattern))
         elif glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
@@ -133,8 +144,33 @@ def find_inputs(patterns: Sequence[str]) -> Inputs:
             for match in matches:
                 add_match(literal_base(pattern), match)
         else:
-            add(pattern, NOT_FOUND)
+            add(pattern, missing(pattern))
     return Inputs(list(rows.values()), len(skipped - rows.keys()), tuple(notes))
+
+
+def link_error(path: str) -> str | None:
+    """Why a link cannot be followed (it points nowhere, or into a loop), or None."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "broken_link: a loop of links"
+        return f"broken_link: points to {os.path.realpath(path)}, which does not exist"
+    return None
+
+
+def missing(path: str) -> str:
+    """Why a path that does not exist as far as we can see is missing: not there, or not ours
+    to look at (a folder on the way that we may not read)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return NOT_FOUND
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    return NOT_FOUND  # there after all: it appeared after the look before
 
 
 def literal_base(pattern: str) -> str:
@@ -151,19 +187,28 @@ def literal_base(pattern: str) -> str:
 # --- preparing one file ---
 
 
-def prepare(path: str, pre: Recipe) -> tuple[np.ndarray | None, str | None]:
-    """Read, standardize and decode one file: (H x W x 3 uint8, None) or (None, error)."""
-    if not os.path.isfile(path):  # a FIFO or device would block or never end
-        return None, "not_a_file: not a regular file"
+def prepare(
+    path: str, pre: Recipe, min_size: int = DEFAULT_MIN_SIZE
+) -> tuple[np.ndarray | None, str | None]:
+    """Read, standardize and decode one file: (H x W x 3 uint8, None) or (None, error).
+
+    What may be scored is merge's rule (probe.judge_header), with the model's min_size and
+    max_pixels: a picture merge would have refused gets the reason it would have given.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # gone since it was found, a broken link, or behind a folder we may not read
+        return None, link_error(path) or missing(path)
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        kind = next((name for test, name in KINDS.items() if test(mode)), "a special file")
+        return None, f"not_a_file: {kind}, not a regular file"
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         return None, f"unreadable: {err.strerror or err}"
-    if not data:
-        return None, "empty: file has 0 bytes"
-    refused = check_header(data, pre.max_pixels)
-    if refused:
-        return None, refused
+    _, rejected = judge_header(data, min_size=min_size, max_pixels=pre.max_pixels)
+    if rejected:
+        return None, f"{rejected['reason']}: {rejected['detail']}"
     try:
         jpeg = pre.apply(data)
     except Image.DecompressionBombError as err:
@@ -173,23 +218,16 @@ def prepare(path: str, pre: Recipe) -> tuple[np.ndarray | None, str | None]:
     return decode(jpeg), None
 
 
-def check_header(data: bytes, max_pixels: int) -> str | None:
-    """Why a file cannot be scored, judged from its header as the merge stage judges it, or None.
-
-    Only files that Pillow names as one of our formats reach standardize_bytes.
-    """
-    _, rejected = read_header(data, max_pixels)
-    return f"{rejected['reason']}: {rejected['detail']}" if rejected else None
-
-
 # --- scoring ---
 
 
-def prepared(rows: list[Row], pre: Recipe, bar: tqdm) -> Iterator[tuple[Row, np.ndarray]]:
+def prepared(
+    rows: list[Row], pre: Recipe, bar: tqdm, min_size: int
+) -> Iterator[tuple[Row, np.ndarray]]:
     """Rows that prepared cleanly, with their pixels; failures are recorded on their rows."""
     for row in rows:
         if row.error is None:
-            pixels, row.error = prepare(row.path, pre)
+            pixels, row.error = prepare(row.path, pre, min_size)
             if pixels is not None:
                 yield row, pixels
         bar.update()
@@ -204,13 +242,15 @@ def score(
     batch_size: int,
     precision: str,
     overlays: Overlays | None = None,
+    min_size: int = DEFAULT_MIN_SIZE,
 ) -> list[Row]:
     """Fill in p_ai and label (or error) on every row, batch_size images at a time; with
-    overlays, also write each scored file's heatmap."""
+    overlays, also write each scored file's heatmap. Pictures with a side under min_size
+    (the model's Card.smallest_side) are refused as too_small."""
     show = None if len(rows) >= PROGRESS_MIN else True  # None: only on a terminal
     with tqdm(total=len(rows), desc="predict", unit="img", disable=show, file=sys.stderr) as bar:
         batch: list[tuple[Row, np.ndarray]] = []
-        for item in prepared(rows, pre, bar):
+        for item in prepared(rows, pre, bar, min_size):
             batch.append(item)
             if len(batch) == batch_size:
                 score_batch(batch, model, threshold, device, precision, overlays)
@@ -237,50 +277,94 @@ def score_batch(
     if overlays is not None:
         heat = heatmaps(model, images, device)
         for (row, pixels), h in zip(batch, heat, strict=True):
-            save_overlay(pixels, h, overlays.place(row.path))
+            overlays.save(row.path, pixels, h)
 
 
 class Overlays:
     """Where `--explain DIR` puts each file's heatmap: its path below the folder that holds all
-    the inputs, under DIR, as .png (a.jpg -> DIR/a.png); a second file that lands on the same
-    name (a.jpg beside a.png) gets -2, -3, ..."""
+    the inputs, under DIR, as .png (a.jpg -> DIR/a.png). A file is never overwritten, whoever
+    made it: a taken name (a.jpg beside a.png, a file from an earlier run, an input) moves the
+    heatmap to the next free one, a-2.png, a-3.png, ...
 
-    def __init__(self, folder: Path, shown: Sequence[str]) -> None:
+    The folder is made, and a file tried in it, when this is built, so that a place that cannot
+    take heatmaps fails before any scoring; reserved names (--output) are never used."""
+
+    def __init__(self, folder: Path, shown: Sequence[str], reserved: Iterable[Path] = ()) -> None:
         if folder.exists() and not folder.is_dir():
             raise SneakersError(f"--explain {folder} is a file: name a folder (made if missing)")
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise SneakersError(f"--explain {folder}: {blocker} is a file: name a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            raise SneakersError(
+                f"--explain {folder}: cannot write there ({err.strerror or err}): name a folder "
+                "you can write to"
+            ) from None
         parents = [os.path.dirname(os.path.abspath(path)) for path in shown]
         self.base = os.path.commonpath(parents) if parents else ""
-        self.folder, self.used, self.count = folder, set[Path](), 0
+        self.folder, self.reserved = folder, {p.resolve() for p in reserved}
+        self.count = self.renamed = self.failed = 0
 
-    def place(self, shown: str) -> Path:
+    def save(self, shown: str, pixels: np.ndarray, heat: np.ndarray) -> None:
+        """Write one heatmap under the first free name; a place it cannot go is a note."""
         relative = Path(os.path.relpath(os.path.abspath(shown), self.base))
         target = (self.folder / relative).with_suffix(".png")
-        n = 2
-        while target in self.used:
-            target, n = target.with_name(f"{relative.stem}-{n}.png"), n + 1
-        self.used.add(target)
-        self.count += 1
-        return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for n, name in enumerate(numbered(target)):
+                if name.resolve() in self.reserved:
+                    continue
+                try:
+                    save_overlay(pixels, heat, name)
+                except FileExistsError:
+                    continue
+                self.count, self.renamed = self.count + 1, self.renamed + (n > 0)
+                return
+        except OSError as err:
+            self.failed += 1
+            print(f"note: no heatmap for {printable(shown)}: cannot write {printable(str(target))} "
+                  f"({err.strerror or err})", file=sys.stderr)  # fmt: skip
+
+    def summary(self) -> str:
+        line = f"predict: {self.count} heatmaps (Grad-CAM, fp32) in {printable(str(self.folder))}"
+        if self.renamed:
+            line += f"; {self.renamed} under a new name (-2, -3, ...: the name was taken)"
+        if self.failed:
+            line += f"; {self.failed} not written (see the notes above)"
+        return line
+
+
+def numbered(path: Path) -> Iterator[Path]:
+    """path, then path with -2, -3, ... after its stem: candidates for a file of our own."""
+    yield path
+    for n in itertools.count(2):
+        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
 
 
 # --- output ---
 
 
 def render(rows: list[Row], fmt: str) -> str:
-    """The rows as an aligned table, CSV or a JSON list of objects."""
+    """The rows as an aligned table, CSV or a JSON list of objects, one line or object per row;
+    paths and errors are `printable` in all three alike."""
+    shown = [Row(printable(r.path), r.p_ai, r.label, r.error and printable(r.error)) for r in rows]
     if fmt == "json":
-        return json.dumps([asdict(r) for r in rows], indent=2) + "\n"
+        return json.dumps([asdict(r) for r in shown], indent=2) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
-        for r in rows:
+        for r in shown:
             writer.writerow([r.path, "" if r.p_ai is None else repr(r.p_ai), r.label or "",
                              r.error or ""])  # fmt: skip
         return out.getvalue()
     cells = [COLUMNS] + [
         (r.path, "-" if r.p_ai is None else f"{r.p_ai:.4f}", r.label or "-", r.error or "")
-        for r in rows
+        for r in shown
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(3)]
     lines = [
@@ -288,6 +372,19 @@ def render(rows: list[Row], fmt: str) -> str:
         for c in cells
     ]
     return "\n".join(lines) + "\n"
+
+
+def printable(text: str) -> str:
+    """text as one line of valid UTF-8: a file name's bytes that are not UTF-8 (Linux allows
+    any) as \\xNN, control characters as Python writes them (\\n, \\t, \\x1b)."""
+    return UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode keeps a byte that is not UTF-8 as U+DC00 + byte
+        return f"\\x{code - 0xDC00:02x}"
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def check_output(output: Path | None) -> None:
@@ -298,11 +395,49 @@ def check_output(output: Path | None) -> None:
         raise SneakersError(f"--output {output} is a folder: name a file")
     if not output.parent.is_dir():
         raise SneakersError(f"--output {output}: folder {output.parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass
+    except OSError as err:
+        raise SneakersError(
+            f"--output {output}: cannot write in {output.parent} ({err.strerror or err}): name "
+            "a file in a folder you can write to"
+        ) from None
+
+
+def check_clobber(
+    output: Path | None, explain: Path | None, inputs: list[Row], model_path: Path
+) -> None:
+    """Refuse an --output that would replace a file this run reads (an input, the model) or
+    the --explain folder, before any work."""
+    if output is None:
+        return
+    if explain is not None and output.resolve() == explain.resolve():
+        raise SneakersError(f"--output {output} is the --explain folder: name another file")
+    if not output.exists():
+        return
+    if output.is_file() and model_path.exists() and output.samefile(model_path):
+        raise SneakersError(f"--output {output} is the model file: name another file")
+    here = os.stat(output)
+    for row in inputs:
+        try:
+            there = os.stat(row.path)
+        except OSError:
+            continue
+        if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino):
+            raise SneakersError(
+                f"--output {output} is one of the inputs ({printable(row.path)}): name a file "
+                "that is not being scored"
+            )
 
 
 def write_output(text: str, output: Path | None) -> None:
-    """To stdout, or to a temporary name beside output and then renamed (never half a file)."""
+    """To stdout, or to a new temporary file beside output and then renamed (never half a file,
+    never another's file under the temporary name)."""
     if output is None:
+        encoding = sys.stdout.encoding or "utf-8"
+        # A terminal that is not UTF-8 (PYTHONIOENCODING=latin-1) gets \u escapes, not a crash.
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -310,14 +445,23 @@ def write_output(text: str, output: Path | None) -> None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return
-    tmp = output.with_name(output.name + ".partial")
+    tmp = None
     try:
-        tmp.write_text(text, encoding="utf-8")
+        for name in numbered(output.with_name(output.name + ".partial")):
+            try:
+                with name.open("x", encoding="utf-8") as out:
+                    tmp = name
+                    out.write(text)
+                break
+            except FileExistsError:
+                continue
         os.replace(tmp, output)
+        tmp = None
     except OSError as err:
         raise SneakersError(f"cannot write {output}: {err.strerror or err}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def summary(rows: list[Row], skipped: int, seconds: float, how: str) -> str:
@@ -342,9 +486,11 @@ def run(
     runtime: RuntimeSettings | None = None,
     explain: Path | None = None,
 ) -> int:
-    """The whole command; returns the exit code (0 all scored, 2 some failed); runtime, the
-    device, precision and batch size (the pipeline's runtime section by default); explain, a
-    folder for one heatmap overlay per scored file."""
+    """The whole command; returns the exit code (0 all scored, 2 some failed, or some heatmap
+    could not be written); runtime, the device, precision and batch size (the pipeline's
+    runtime section by default); explain, a folder for one heatmap overlay per scored file.
+
+    Everything a user can get wrong is checked before the first picture is read."""
     if fmt not in OUTPUT_FORMATS:
         raise SneakersError(f"--format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if threshold is not None and not 0 < threshold < 1:
@@ -353,22 +499,29 @@ def run(
     inputs = find_inputs(paths)
     if all(r.error == NOT_FOUND for r in inputs.rows):
         raise SneakersError(f"no input files found in {' '.join(paths)}")
-    for note in inputs.notes:
-        print(note, file=sys.stderr)
-    overlays = None if explain is None else Overlays(explain, [r.path for r in inputs.rows])
+    check_clobber(output, explain, inputs.rows, model_path)
     runtime = runtime or RuntimeSettings()
     torch_device = resolve_device(runtime.device, "--device")
     dtype = resolve_precision(runtime.precision, torch_device)
     loaded, model = artifact.load(model_path, torch_device)
     card = loaded.card
+    shown = [r.path for r in inputs.rows]
+    overlays = None if explain is None else Overlays(explain, shown, [output] if output else [])
+    for note in inputs.notes:
+        print(note, file=sys.stderr)
+    if card.min_size is None:
+        print(f"note: {model_path} does not record merge.min_size (written before model files "
+              f"did): pictures under {card.smallest_side()} px, merge's default, are refused as "
+              "too_small", file=sys.stderr)  # fmt: skip
     cut = card.threshold if threshold is None else threshold
     started = time.perf_counter()
     rows = score(inputs.rows, model, card.preprocess, cut, torch_device, runtime.batch_size,
-                 dtype, overlays)  # fmt: skip
+                 dtype, overlays, card.smallest_side())  # fmt: skip
     seconds = time.perf_counter() - started
     write_output(render(rows, fmt), output)
     how = f"{torch_device.type} {dtype}"
     print(summary(rows, inputs.skipped, seconds, how), file=sys.stderr)
     if overlays is not None:
-        print(f"predict: {overlays.count} heatmaps (Grad-CAM, fp32) in {explain}", file=sys.stderr)
-    return EXIT_OK if all(r.error is None for r in rows) else EXIT_SOME_FAILED
+        print(overlays.summary(), file=sys.stderr)
+    failed = any(r.error is not None for r in rows) or (overlays is not None and overlays.failed)
+    return EXIT_SOME_FAILED if failed else EXIT_OK

@@ -62,15 +62,11 @@ def sniff_format(data: bytes) -> str:
 def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any]:
     """Facts and verdict for one file: status accepted or rejected, with reason and detail."""
     row: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    if not data:
-        return {**row, "status": "rejected", "reason": "empty", "detail": "file has 0 bytes"}
-    facts, rejected = read_header(data, max_pixels)
+    facts, rejected = judge_header(data, min_size=min_size, max_pixels=max_pixels)
     row.update(facts)
     if rejected:
         return {**row, **rejected}
-    width, height, fmt = facts["width"], facts["height"], facts["format"]
-    if min(width, height) < min_size:
-        return {**row, **_reject("too_small", f"{width}x{height} < {min_size} px")}
+    fmt = facts["format"]
     try:
         im = open_image(data, max_pixels)
     except Image.DecompressionBombError as err:
@@ -91,11 +87,29 @@ def probe_bytes(data: bytes, *, min_size: int, max_pixels: int) -> dict[str, Any
     return {**row, "status": "accepted", "reason": "", "detail": ""}
 
 
-def read_header(data: bytes, max_pixels: int) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """Format and size from the header alone, and the rejection they already imply (or None).
+def judge_header(
+    data: bytes, *, min_size: int, max_pixels: int
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """Format and size, and the rejection that the bytes and header alone imply (or None).
 
-    Shared by merge and `sneakers predict`, so both refuse the same files for the same reasons.
+    The one rule for what may be scored, shared by merge and `sneakers predict` (with the
+    min_size and max_pixels the model was trained under), so that both refuse the same files
+    for the same reasons; what then fails to decode is `corrupt` (or `too_many_pixels`) in both.
     """
+    if not data:
+        return {}, _reject("empty", "file has 0 bytes")
+    facts, rejected = read_header(data, max_pixels)
+    if rejected:
+        return facts, rejected
+    width, height = facts["width"], facts["height"]
+    if min(width, height) < min_size:
+        return facts, _reject("too_small", f"{width}x{height} < {min_size} px")
+    return facts, None
+
+
+def read_header(data: bytes, max_pixels: int) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """Format and size from the header alone, and the rejection they already imply (or None);
+    judge_header adds the rules that need more than the header's format and pixel count."""
     try:
         # Our own pixel limit is checked below; Pillow's global one must not warn or raise first.
         with warnings.catch_warnings():
