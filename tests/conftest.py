@@ -9,6 +9,7 @@ near-duplicate tests deterministic instead of depending on lucky seeds.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -118,7 +119,10 @@ def fetch_report() -> Callable[[Path, list[dict[str, Any]]], Path]:
 SYNTH_SIZE = 40  # about the smallest size the unpadded conv trunk accepts (36)
 SYNTH_PER_SPLIT = 48
 # Chosen so that training is quick, learns, and the best validation loss is not the last epoch.
-SYNTH_TRAIN = {"arch": "seed_cnn", "seed": 1, "epochs": 4, "lr": 0.01, "batch_size": 8}
+# fp32 unless a test asks: `auto` would mean bf16 on some CPUs and fp32 on others.
+SYNTH_TRAIN = {
+    "arch": "seed_cnn", "seed": 1, "epochs": 4, "lr": 0.01, "batch_size": 8, "precision": "fp32"
+}  # fmt: skip
 
 
 def model_like_trained(arch: str, size: int) -> torch.nn.Module:
@@ -248,7 +252,7 @@ def train_synthetic(**overrides: Any) -> Trained:
 
     config = {**SYNTH_TRAIN, **overrides}
     model = ModelSettings(arch=config.pop("arch"), input=config.pop("input", "rgb"))
-    runtime = RuntimeSettings(device="cpu", precision=config.pop("eval_precision", "auto"))
+    runtime = RuntimeSettings(device="cpu", precision=config.pop("eval_precision", "fp32"))
     seed = config.pop("seed")
     settings = TrainSettings(num_workers=0, **config)
     splits, log = synthetic_splits(), StubLog()
@@ -269,10 +273,23 @@ def train_run() -> Callable[..., Trained]:
     return train_synthetic
 
 
+@functools.cache
+def trained_in(precision: str) -> Trained:
+    """The shared synthetic run, trained and validated in one precision (fp32 or bf16)."""
+    return train_synthetic(precision=precision, eval_precision=precision)
+
+
 @pytest.fixture(scope="session")
 def trained() -> Trained:
-    """One shared synthetic training run; tests must treat it as read-only."""
-    return train_synthetic()
+    """One shared synthetic training run in fp32; tests must treat it as read-only."""
+    return trained_in("fp32")
+
+
+@pytest.fixture(scope="session", params=["fp32", "bf16"])
+def trained_at(request: pytest.FixtureRequest) -> Trained:
+    """The shared run in each precision, whatever this CPU's `auto` means, so that a green run
+    on one CPU kind is green on the other (bf16 is emulated, several times slower, on AVX2)."""
+    return trained_in(request.param)
 
 
 # --- throwaway git + DVC repositories (end-to-end tests) ---

@@ -27,6 +27,7 @@ from sneakers.explain import (
     mass_in_box,
     object_box,
     overlay,
+    save_overlay,
     target_layer,
 )
 from sneakers.model import ARCHS
@@ -52,22 +53,32 @@ def patch_share(heat: np.ndarray, corner: tuple[int, int]) -> float:
     return mass_in_box(heat, (top, left, top + SIDE, left + SIDE))
 
 
-def test_a_heatmap_has_the_inputs_size_and_is_not_constant(trained: Trained) -> None:
-    model = trained.network()
-    test = trained.splits["test"]
+def test_a_heatmap_has_the_inputs_size_and_is_not_constant(trained_at: Trained) -> None:
+    model = trained_at.network()
+    test = trained_at.splits["test"]
     heat = heatmaps(model, test.images[:8], CPU, batch_size=3)
     assert heat.shape == (8, SYNTH_SIZE, SYNTH_SIZE) and heat.dtype == np.float32
     assert heat.min() >= 0 and heat.max() <= 1
-    assert all(h.max() == pytest.approx(1) and h.std() > 0.05 for h in heat)
+    ai = test.labels[:8].numpy() == 1
+    assert ai.any()
+    assert all(h.max() == pytest.approx(1) and h.std() > 0.05 for h in heat[ai])
+    # Each is scaled to its own maximum, except where Grad-CAM's ReLU leaves no AI evidence at
+    # all: the bf16-trained model's real pictures here stay all zero, which is what it saw.
+    assert all(h.max() == pytest.approx(1) or h.max() == 0 for h in heat)
 
 
-@pytest.mark.parametrize("arch", ["seed_cnn", "gap_cnn"])
-def test_the_heatmap_follows_the_patch_that_makes_a_picture_ai(arch: str) -> None:
+# gap_cnn only: seed_cnn's flatten head learns where the square was in its 48 training pictures,
+# so where its evidence lies in a new one depends on the trajectory (over 3 seeds x 3 recipes the
+# patch held 7 of 9 times trained in fp32, 3 of 9 in bf16). Its layer: the next test.
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_heatmap_follows_the_patch_that_makes_a_picture_ai(precision: str) -> None:
     splits = {
         name: synthetic_split(name, 48, SIZE, seed) for seed, name in enumerate(("train", "val"))
     }
-    net, settings = ModelSettings(arch=arch), TrainSettings(epochs=3, lr=0.01, batch_size=8)
-    fitted = train(splits, net, settings, RuntimeSettings(device="cpu"), 1, StubLog())
+    net = ModelSettings(arch="gap_cnn")
+    settings = TrainSettings(epochs=3, lr=0.01, batch_size=8, precision=precision)
+    runtime = RuntimeSettings(device="cpu", precision=precision)
+    fitted = train(splits, net, settings, runtime, 1, StubLog())
     model = Artifact.of(fitted, net, synthetic_recipe(SIZE), "synthetic").network(CPU)
     corners = [(0, 0), (SIZE - SIDE, SIZE - SIDE)]
     images = torch.stack([patched(c) for c in corners])
@@ -107,6 +118,19 @@ def test_overlay_keeps_the_picture_where_the_heatmap_is_cold() -> None:
     out = overlay(image, heat)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert (out[4:] == image[4:]).all() and (out[:4] != image[:4]).any()
+
+
+def test_save_overlay_makes_a_new_file_and_never_replaces_one(tmp_path: Path) -> None:
+    image, heat = np.zeros((8, 8, 3), dtype=np.uint8), np.ones((8, 8), dtype=np.float32)
+    save_overlay(image, heat, tmp_path / "sub" / "new.png")
+    assert_png(tmp_path / "sub" / "new.png", (8, 8))
+    (tmp_path / "theirs.png").write_bytes(b"theirs")
+    (tmp_path / "link.png").symlink_to(tmp_path / "target.png")  # dangling: not written through
+    for taken in ("theirs.png", "link.png"):
+        with pytest.raises(FileExistsError):
+            save_overlay(image, heat, tmp_path / taken)
+    assert (tmp_path / "theirs.png").read_bytes() == b"theirs"
+    assert not (tmp_path / "target.png").exists()
 
 
 def test_object_box_and_mass_in_box() -> None:

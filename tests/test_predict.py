@@ -351,20 +351,22 @@ def test_any_file_name_is_scored_and_shown_on_one_line_in_every_format(
         assert sorted(paths) == sorted(f"{folder}/{shown}" for shown in NAMES.values())
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_all_scored_exits_0_and_output_goes_to_a_file(
-    cli: Cli, model_path: Path, folder: Path, tmp_path: Path
+    cli: Cli, model_path: Path, folder: Path, tmp_path: Path, precision: str
 ) -> None:
     target = tmp_path / "out" / "predictions.json"
     target.parent.mkdir()
     code, out, err = cli("predict", folder / "good.jpg", folder / "alpha.png", "--model",
-                         model_path, "--format", "json", "--output", target)  # fmt: skip
+                         model_path, "--format", "json", "--output", target,
+                         "--precision", precision)  # fmt: skip
     assert (code, out) == (0, "")
     assert [p.name for p in target.parent.iterdir()] == ["predictions.json"]  # no .partial left
     rows = rows_of(target.read_text())
     assert [Path(r["path"]).name for r in rows] == ["good.jpg", "alpha.png"]  # argument order
     last = err.strip().splitlines()[-1]
     assert last.startswith("predict: 2 files, 2 scored")
-    assert re.search(r"; \d+\.\d s, \d+\.\d images/s \(cpu fp32\)$", last), last
+    assert re.search(rf"; \d+\.\d s, \d+\.\d images/s \(cpu {precision}\)$", last), last
 
 
 def test_precision_option_scores_in_bf16(cli: Cli, model_path: Path, folder: Path) -> None:
@@ -375,6 +377,19 @@ def test_precision_option_scores_in_bf16(cli: Cli, model_path: Path, folder: Pat
     assert code == 0 and err.strip().endswith("(cpu bf16)")
     p32, p16 = ([r["p_ai"] for r in rows_of(text)] for text in (fp32, bf16))
     assert p32 != p16 and max(abs(a - b) for a, b in zip(p32, p16, strict=True)) < 0.05
+
+
+def test_scoring_in_another_precision_than_validation_says_so(
+    cli: Cli, model_path: Path, folder: Path
+) -> None:
+    """The test model was validated in fp32 (its card says so); bf16 scores differ slightly."""
+    args = ("predict", folder / "good.jpg", "--model", model_path, "--precision")
+    assert "note: the model's threshold was fixed on fp32" not in cli(*args, "fp32")[2]
+    code, _, err = cli(*args, "bf16")
+    assert code == 0
+    assert "note: the model's threshold was fixed on fp32 scores and this run scores in bf16" in err
+    assert "add --precision fp32" in err
+    assert "fixed on" not in cli(*args, "bf16", "--threshold", "0.5")[2]
 
 
 def test_threshold_option_overrides_the_models(cli: Cli, model_path: Path, folder: Path) -> None:
@@ -672,8 +687,12 @@ def test_output_into_a_missing_folder_is_refused_before_any_work(
 # --- the same P(ai) as the evaluate stage ---
 
 
-def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: Path) -> None:
-    """Standardize raw files as the stage does, evaluate them, then predict on the raw files."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_p_ai_as_the_evaluate_stage(
+    cli: Cli, model_path: Path, tmp_path: Path, precision: str
+) -> None:
+    """Standardize raw files as the stage does, evaluate them, then predict on the raw files,
+    both in one precision (as evaluate and predict resolve `auto` alike on one machine)."""
     raw = tmp_path / "raw"
     files = {
         "real/big.jpg": encode_image(make_picture(11, scale=40), "JPEG", quality=95),  # draft mode
@@ -707,9 +726,10 @@ def test_same_p_ai_as_the_evaluate_stage(cli: Cli, model_path: Path, tmp_path: P
     cpu = torch.device("cpu")
     loaded, model = artifact.load(model_path, cpu)
     assert loaded.card.preprocess == RECIPE
-    evaluated = predict_splits(model, loaded.card, splits, cpu, batch_size=64, precision="fp32")
+    evaluated = predict_splits(model, loaded.card, splits, cpu, batch_size=64, precision=precision)
 
-    code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json")
+    code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json",
+                       "--precision", precision)  # fmt: skip
     assert code == 0
     predicted = relative(rows_of(out), raw / "src")
     assert len(evaluated) == len(files) == len(predicted)

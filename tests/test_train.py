@@ -38,8 +38,10 @@ METRICS = ["train/loss", "train/acc", "val/loss", "val/acc"]
 
 
 def val_p_ai(trained: Trained) -> np.ndarray:
-    """P(ai) on validation from the model rebuilt out of the returned artifact."""
-    return predict_proba(trained.network(), trained.splits["val"].images, CPU, 16, "fp32")
+    """P(ai) on validation from the model rebuilt out of the returned artifact, in the precision
+    that training validated in (the one its loss and threshold were computed in)."""
+    precision = trained.artifact.card.trained.eval_precision
+    return predict_proba(trained.network(), trained.splits["val"].images, CPU, 16, precision)
 
 
 # --- settings and device (bad train params: tests/test_params.py) ---
@@ -90,7 +92,8 @@ def test_four_metrics_are_logged_per_epoch(trained: Trained) -> None:
     assert {"best_epoch", "best_val_loss", "seconds"} <= set(trained.log.summary)
 
 
-def test_the_epoch_with_the_lowest_val_loss_is_kept(trained: Trained) -> None:
+def test_the_epoch_with_the_lowest_val_loss_is_kept(trained_at: Trained) -> None:
+    trained = trained_at
     val_losses = trained.log.values("val/loss")
     best = int(np.argmin(val_losses)) + 1
     record = trained.artifact.card.trained
@@ -101,17 +104,20 @@ def test_the_epoch_with_the_lowest_val_loss_is_kept(trained: Trained) -> None:
     assert loss == pytest.approx(min(val_losses), rel=1e-5)
 
 
-def test_threshold_is_chosen_on_validation(trained: Trained) -> None:
+def test_threshold_is_chosen_on_validation(trained_at: Trained) -> None:
+    trained = trained_at
     threshold = trained.artifact.card.threshold
     assert 0 < threshold < 1
     expected = choose_threshold(trained.splits["val"].labels.numpy(), val_p_ai(trained))
     assert threshold == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_fpr_rule_fixes_the_threshold_on_validation_reals(
-    train_run: Callable[..., Trained],
+    train_run: Callable[..., Trained], precision: str
 ) -> None:
-    run = train_run(epochs=1, threshold="val_fpr", target_fpr=0.1)
+    run = train_run(epochs=1, threshold="val_fpr", target_fpr=0.1, precision=precision,
+                    eval_precision=precision)  # fmt: skip
     y, p = run.splits["val"].labels.numpy(), val_p_ai(run)
     threshold = run.artifact.card.threshold
     assert threshold == pytest.approx(threshold_at_fpr(y, p, 0.1), abs=1e-6)
@@ -214,17 +220,18 @@ def decoded(splits: dict[str, SplitData]) -> dict[str, SplitData]:
     return out
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(("workers", "precision"), [(0, "fp32"), (2, "fp32"), (2, "bf16")])
 def test_a_streamed_split_trains_the_in_memory_model(
-    make_splits: Callable[[], dict], tmp_path: Path, workers: int
+    make_splits: Callable[[], dict], tmp_path: Path, workers: int, precision: str
 ) -> None:
     """Decoded by DataLoader workers batch by batch, the images train the model they train
     when decoded first: same batches, same order, so the same weights, threshold and log."""
     streamed = in_shards(make_splits(), tmp_path)
 
     def fit(splits: dict[str, SplitData], num_workers: int) -> tuple[dict, float, list]:
-        settings = TrainSettings(epochs=2, lr=0.01, batch_size=8, num_workers=num_workers)
-        runtime, log = RuntimeSettings(device="cpu", precision="fp32"), StubLog()
+        settings = TrainSettings(epochs=2, lr=0.01, batch_size=8, num_workers=num_workers,
+                                 precision=precision)  # fmt: skip
+        runtime, log = RuntimeSettings(device="cpu", precision=precision), StubLog()
         fitted = train(splits, ModelSettings(), settings, runtime, 1, log)
         return fitted.state_dict, fitted.threshold, log.records
 

@@ -513,6 +513,11 @@ def run(
         print(f"note: {model_path} does not record merge.min_size (written before model files "
               f"did): pictures under {card.smallest_side()} px, merge's default, are refused as "
               "too_small", file=sys.stderr)  # fmt: skip
+    fixed_in = card.trained.eval_precision
+    if threshold is None and dtype != fixed_in:
+        print(f"note: the model's threshold was fixed on {fixed_in} scores and this run scores in "
+              f"{dtype}: a picture within about 0.01 of it may be called otherwise (add "
+              f"--precision {fixed_in} to score as validation did)", file=sys.stderr)  # fmt: skip
     cut = card.threshold if threshold is None else threshold
     started = time.perf_counter()
     rows = score(inputs.rows, model, card.preprocess, cut, torch_device, runtime.batch_size,
