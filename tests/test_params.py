@@ -128,7 +128,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("train.precise_bn", "yes", "train.precise_bn: must be true or false, not 'yes'"),
     ("seed", True, "seed: must be a whole number, not True"),
     ("data.brands", "nike", "data.brands: must be a list, not 'nike'"),
-    ("train", None, "train: must be a mapping of keys, not None"),
+    ("train", None, "train: must be a mapping of keys, not empty"),
     ("data.profiles.demo.0", "photos", "data.profiles.demo[0]: needs exactly one of kaggle:"),
     # out of range, and bad choices
     ("standardize.size", 16, "standardize.size: is 16 (use at least 36)"),
@@ -177,6 +177,37 @@ BAD: list[tuple[str, Any, str]] = [
     ("split.fractions.val", -0.2, "split.fractions.val: is -0.2 (use more than 0"),
     ("split.fractions.holdout", 0.1, "split.fractions.holdout: is 'holdout'"),
     ("simulate.patch", 30, "simulate.patch: 30 is not a multiple of 2**depth (4)"),
+    ("train.nproc_per_node", 3, "train.batch_size: 32 does not divide by train.nproc_per_node 3: "
+     "each process takes an equal share of the global batch (use 30 or 33)"),
+    # what numpy and scikit-learn take as a seed
+    ("seed", 2**32, "seed: is 4294967296 (use at most 4294967295)"),
+    # YAML 1.1 reads 1e-3 as text: say so, and how to write it
+    ("train.lr", "1e-3", "train.lr: must be a number: YAML reads 1e-3 as text (write 1.0e-3 or "
+     "0.001)"),
+    ("simulate.lr", "2E-7", "simulate.lr: must be a number: YAML reads 2E-7 as text (write "
+     "2.0e-7)"),
+    ("augment.color", "1.0e3", "augment.color: must be a number: YAML reads 1.0e3 as text (write "
+     "1.0e+3 or 1000.0)"),
+    ("train.threshold", "5e-1", "train.threshold: must be a number: YAML reads 5e-1 as text"),
+    ("train.epochs", "1e3", "train.epochs: must be a whole number: YAML reads 1e3 as text (write "
+     "1000)"),
+    ("train.epochs", "1e-3", "train.epochs: must be a whole number, not 1e-3 (e.g. 4)"),
+    ("train.lr", "0.5", "train.lr: must be a number, not '0.5' (e.g. 0.5, no quotes)"),
+    ("train.lr", "1.0e-3", "train.lr: must be a number, not '1.0e-3' (e.g. 0.5, no quotes)"),
+    # empty, null, infinite, and wrong shapes where pydantic has its own words
+    ("data.profiles.shared.0.path", "",
+     "data.profiles.shared[0].path: is empty (write the folder or .zip file to read)"),
+    ("data.brands", ["nike", ""], "data.brands[1]: is empty (write a name, or remove the entry)"),
+    ("data.profiles.demo.2.labels", {"": "real", "ai": "ai"},
+     "data.profiles.demo[2].labels['']: is empty (write a name, or remove the entry)"),
+    ("train.lr", None, "train.lr: must be a number, not empty (e.g. 0.5)"),
+    ("data.profiles.demo.3.role", None, "data.profiles.demo[3].role: is empty (use 'train'"),
+    ("train.lr", float("inf"), "train.lr: must be a finite number, not inf (e.g. 0.5)"),
+    ("train.memory_gb", float("nan"), "train.memory_gb: must be a finite number, not nan"),
+    ("data.profiles.demo.0.demo.kind", ["photos"],
+     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
+    ("data.profiles.demo.0.demo", {"kind": {"a": 1}},
+     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
 ]  # fmt: skip
 
 
@@ -189,6 +220,29 @@ def test_each_mistake_is_one_line_naming_the_key(key: str, value: Any, expected:
 def test_a_profile_needs_a_source_to_train_on() -> None:
     shop = {"name": "shop", "path": "x", "label": "real", "role": "eval"}
     assert "data.profiles.mine: has only role: eval sources" in error_of(with_profile(shop))
+
+
+@pytest.mark.parametrize("label", ["real", "ai"])
+def test_a_profile_needs_both_labels_to_train_on(label: str) -> None:
+    """Only real (or only AI) pictures would train a detector that scores 1.0 and knows nothing."""
+    one = {**PHOTOS, "label": label}
+    held = {"name": "shop", "path": "x", "label": "ai" if label == "real" else "real",
+            "role": "eval"}  # fmt: skip
+    message = error_of(with_profile(one, held))
+    assert message.startswith(f"data.profiles.mine: trains on {label} pictures only"), message
+    assert error_of(with_profile({**LOCAL, "labels": {"fake": label}})).startswith(
+        f"data.profiles.mine: trains on {label} pictures only"
+    )
+    validate(with_profile(one, {**LOCAL, "labels": {"x": "real", "y": "ai"}}))  # both: fine
+
+
+def test_every_batch_size_that_divides_among_the_processes_is_kept() -> None:
+    params = changed("train", {"batch_size": 33, "nproc_per_node": 3})
+    assert validate(params).train.batch_size == 33
+
+
+def test_the_largest_seed_numpy_takes_is_kept() -> None:
+    assert validate(changed("seed", 2**32 - 1)).seed == 2**32 - 1
 
 
 def test_a_bad_inactive_profile_is_reported_too() -> None:

@@ -42,10 +42,15 @@ THRESHOLD_RULES = ("val", "val_fpr")
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 TAG = "kind:"  # prefix of union tags, which pydantic puts in error locations; dropped from them
+SEEDS = 2**32  # numpy's legacy seeding and scikit-learn's random_state take 0 .. 2**32 - 1
+# A number YAML 1.1 (PyYAML) reads as text when unquoted: its floats need a dot and a signed
+# exponent, so 1e-3 and 1.0e3 are strings; 1.0e-3, 1.0e+3 and 0.001 are numbers.
+NUMBER_LIKE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, Field(min_length=1)]
 
 
 def _ordered(pair: list[Any]) -> list[Any]:
@@ -70,7 +75,7 @@ class KeyProblem(ValueError):
 class Section(BaseModel):
     """A params section: unknown keys, wrong types (no "4" for 4) and changes are refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -124,7 +129,7 @@ def tagged(members: dict[str, type], kind_of: Callable[[Any], str | None], error
 
     def tag(value: Any) -> str | None:
         kind = kind_of(value)
-        return TAG + kind if kind in members else None
+        return TAG + kind if isinstance(kind, str) and kind in members else None
 
     return Annotated[Union[options], Discriminator(tag, custom_error_type="kind",  # noqa: UP007
                                                    custom_error_message=error)]  # fmt: skip
@@ -148,7 +153,7 @@ class SourceBase(Section):
     kind: ClassVar[str]
     name: str
     label: Label | None = None
-    labels: dict[str, Label] = {}
+    labels: dict[Name, Label] = {}
     brand: Literal["folder", "prefix"] | None = None
     role: Role = "train"
 
@@ -182,7 +187,14 @@ class KaggleSource(SourceBase):
 
 class PathSource(SourceBase):
     kind: ClassVar[str] = "path"
-    path: Annotated[str, Field(min_length=1)]
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _given(cls, path: str) -> str:
+        if not path:
+            raise ValueError("is empty (write the folder or .zip file to read)")
+        return path
 
 
 class DemoSource(SourceBase):
@@ -213,6 +225,15 @@ def _sound_profile(sources: list[Source]) -> list[Source]:
         raise ValueError(f"duplicate source name(s) {', '.join(dupes)} (names must differ)")
     if all(s.role == "eval" for s in sources):
         raise ValueError("has only role: eval sources (add one to train on)")
+    trained = [s for s in sources if s.role == "train"]
+    labels = {label for s in trained for label in s.labels.values() or [s.label]}
+    if len(labels) == 1:
+        (only,) = labels
+        other = "ai" if only == "real" else "real"
+        raise ValueError(
+            f"trains on {only} pictures only: every role: train source is labelled {only} "
+            f"(add a source of {other} pictures to train on)"
+        )
     return sources
 
 
@@ -232,7 +253,7 @@ class ArchiveLimits(Section):
 
 class DataSettings(Section):
     profile: str
-    brands: list[str] = []
+    brands: list[Name] = []
     archive: ArchiveLimits = ArchiveLimits()
     profiles: dict[str, Profile]
 
@@ -335,7 +356,8 @@ def _threshold(value: Any) -> str | float:
         isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
     )
     if not ok:
-        raise ValueError(f"is {value!r} (use val, val_fpr or a number between 0 and 1)")
+        rules = f"is {shown(value)} (use val, val_fpr or a number between 0 and 1)"
+        raise ValueError(yaml_text(value, whole=False) or rules)
     return value
 
 
@@ -355,6 +377,17 @@ class TrainSettings(Section):
     precise_bn: bool = True
     # Processes on this node; above 1 the stage runs itself under torchrun (distributed.py).
     nproc_per_node: Positive = 1
+
+    @model_validator(mode="after")
+    def _batch_splits_evenly(self) -> TrainSettings:
+        n, size = self.nproc_per_node, self.batch_size
+        if size % n:
+            near = sorted({max(n, size // n * n), (size // n + 1) * n})
+            raise KeyProblem(
+                "batch_size", f"{size} does not divide by train.nproc_per_node {n}: each process "
+                f"takes an equal share of the global batch (use {' or '.join(map(str, near))})"
+            )  # fmt: skip
+        return self
 
 
 class AugmentSettings(Section):
@@ -376,7 +409,8 @@ class AugmentSettings(Section):
 class Params(Section):
     """The whole of params.yaml."""
 
-    seed: Annotated[int, Field(ge=0)]  # shared by every stage that draws random numbers
+    # Shared by every stage that draws random numbers.
+    seed: Annotated[int, Field(ge=0, le=SEEDS - 1)]
     data: DataSettings
     merge: MergeSettings
     standardize: StandardizeSettings
@@ -422,8 +456,8 @@ def location(loc: tuple[Any, ...]) -> str:
     """A pydantic error location as a params.yaml reader writes it: `data.profiles.demo[0]`."""
     where = ""
     for part in loc:
-        if isinstance(part, int):
-            where += f"[{part}]"
+        if isinstance(part, int) or part == "":  # an index, or an empty mapping key
+            where += f"[{part!r}]"
         elif part != "[key]" and not str(part).startswith(TAG):  # pydantic's own markers
             where += f".{part}" if where else str(part)
     return where
@@ -438,21 +472,52 @@ def one_line(error: dict[str, Any], name: str) -> str:
     return f"{where or name}: {explain(error)}"
 
 
+def shown(value: Any) -> str:
+    """A value as a params.yaml reader knows it: YAML's null (or nothing) is empty, not None."""
+    return "empty" if value is None else repr(value)
+
+
+def yaml_text(value: Any, whole: bool) -> str | None:
+    """Why a number was read as text, where YAML 1.1 did it (`lr: 1e-3`), and how to write it;
+    None for other values, a quoted number among them (the message then says: no quotes)."""
+    if not (isinstance(value, str) and NUMBER_LIKE.fullmatch(value)):
+        return None
+    if not isinstance(yaml.safe_load(value), str):  # a number to YAML: it was quoted
+        return None
+    number = float(value)
+    if whole:
+        if not number.is_integer():
+            return f"must be a whole number, not {value} (e.g. 4)"
+        fix = str(int(number))
+    else:
+        mantissa, exponent = value.lower().split("e")
+        fix = (mantissa if "." in mantissa else mantissa + ".0") + "e"
+        fix += exponent if exponent[0] in "+-" else "+" + exponent
+        fix += "" if "e" in repr(number) else f" or {number!r}"
+    kind = "whole number" if whole else "number"
+    return f"must be a {kind}: YAML reads {value} as text (write {fix})"
+
+
 def explain(error: dict[str, Any]) -> str:
     """What is wrong and what to do, in words a params.yaml reader uses."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    got = f"not {value!r}"
+    got = f"not {shown(value)}"
+    quotes = ", no quotes" if isinstance(value, str) else ""
+    if kind in ("int_type", "float_type") and (hint := yaml_text(value, kind == "int_type")):
+        return hint
     wording = {
         "missing": "missing (add it to params.yaml; see README)",
-        "int_type": f"must be a whole number, {got} (e.g. 4, no quotes)",
-        "float_type": f"must be a number, {got} (e.g. 0.5, no quotes)",
+        "int_type": f"must be a whole number, {got} (e.g. 4{quotes})",
+        "float_type": f"must be a number, {got} (e.g. 0.5{quotes})",
+        "finite_number": f"must be a finite number, {got} (e.g. 0.5)",
+        "string_too_short": "is empty (write a name, or remove the entry)",
         "bool_type": f"must be true or false, {got}",
         "string_type": f"must be text, {got}",
         "list_type": f"must be a list, {got} (e.g. [1, 2])",
         "dict_type": f"must be a mapping of keys, {got}",
         "model_type": f"must be a mapping of keys, {got}",
         "model_attributes_type": f"must be a mapping of keys, {got}",
-        "literal_error": f"is {value!r} (use {ctx.get('expected')})",
+        "literal_error": f"is {shown(value)} (use {ctx.get('expected')})",
         "greater_than_equal": f"is {value!r} (use at least {ctx.get('ge')})",
         "greater_than": f"is {value!r} (use more than {ctx.get('gt')})",
         "less_than_equal": f"is {value!r} (use at most {ctx.get('le')})",
