@@ -6,6 +6,7 @@ from sneakers.errors import run_main
 from sneakers.files import write_atomic, write_json
 from sneakers.merge import build_manifest, summarize
 from sneakers.params import load_params
+from sneakers.split import require_both_labels
 
 
 def main() -> None:
@@ -17,6 +18,8 @@ def main() -> None:
     write_json(Path("data/merged/summary.json"), summary)
     counts = {s: summary[s] for s in ("accepted", "rejected", "duplicate", "ignored")}
     print(f"merge: {summary['files']} files: {counts}")
+    trained = manifest[(manifest["status"] == "accepted") & (manifest["role"] == "train")]
+    require_both_labels(trained["label"], f"the training pictures of profile {data.profile}")
 
 
 if __name__ == "__main__":

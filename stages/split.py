@@ -6,13 +6,14 @@ from pathlib import Path
 from sneakers.errors import run_main
 from sneakers.files import read_csv, write_atomic, write_json
 from sneakers.params import load_params
-from sneakers.split import assign_splits, summarize
+from sneakers.split import assign_splits, check_splits, summarize
 
 
 def main() -> None:
     params = load_params()
     index = read_csv(Path("data/standardized/index.csv"))
     split = assign_splits(index, params.split.fractions, params.seed)
+    check_splits(split, params.split.fractions)
     table = split.drop(columns=["shard", "offset", "length"]).to_csv(index=False)
     write_atomic(Path("data/split/split.csv"), table)
     merged = json.loads(Path("data/merged/summary.json").read_text())

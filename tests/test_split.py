@@ -11,7 +11,14 @@ import yaml
 
 from sneakers.errors import SneakersError
 from sneakers.params import validate
-from sneakers.split import EVAL, SPLITS, assign_splits, summarize
+from sneakers.split import (
+    EVAL,
+    SPLITS,
+    assign_splits,
+    check_splits,
+    require_both_labels,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -165,3 +172,51 @@ def test_eval_sources_are_never_split_and_change_no_training_split() -> None:
     counts = summarize(both)
     assert counts[EVAL]["total"] == 21 and counts[EVAL]["by_source"] == {"shop": 21}
     assert EVAL not in summarize(alone)
+
+
+def test_a_split_with_both_labels_everywhere_passes() -> None:
+    check_splits(assign_splits(make_index(5, 5), FRACTIONS, seed=0), FRACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("real", "ai", "groups", "message"),
+    [
+        (40, 2, None, r"^split: val and test get no ai picture \(40 real, 2 ai; train, val and "
+         r"test each need both labels\): add ai pictures, or change split\.fractions \(now train "
+         r"0\.6, val 0\.2, test 0\.2\)$"),
+        (0, 0, {"g1": ("real", 5), "g2": ("real", 5), "g3": ("real", 5), "g4": ("ai", 3)},
+         r"^split: test gets no real picture; val and test get no ai picture \(15 real in 3 "
+         r"groups of copies, 3 ai in 1 group of copies;.*: add real and ai pictures, or"),
+        (30, 0, None, r"^split: train, val and test get no ai picture \(30 real, 0 ai;"),
+    ],
+)  # fmt: skip
+def test_a_split_missing_a_label_somewhere_is_one_line(
+    real: int, ai: int, groups: dict[str, tuple[str, int]] | None, message: str
+) -> None:
+    """An empty val or test, or one of one label, would crash evaluate or score nothing."""
+    split = assign_splits(make_index(real, ai, groups), FRACTIONS, seed=0)
+    with pytest.raises(SneakersError, match=message):
+        check_splits(split, FRACTIONS)
+
+
+def test_eval_sources_count_for_no_split() -> None:
+    """Held-out pictures are never split: they cannot stand in for a missing label."""
+    index = pd.concat([make_index(30, 0), make_index(0, 9).assign(role="eval")], ignore_index=True)
+    index["id"] = [f"{i:016x}" for i in range(len(index))]
+    with pytest.raises(SneakersError, match="get no ai picture"):
+        check_splits(assign_splits(index, FRACTIONS, seed=0), FRACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["real"] * 3, r"^the training pictures hold no ai picture \(3 real, 0 ai\): add a role: "
+         r"train source of ai pictures, or see data/merged/manifest\.csv"),
+        (["ai"], r"hold no real picture \(0 real, 1 ai\)"),
+        ([], r"hold no real and ai picture \(0 real, 0 ai\)"),
+    ],
+)  # fmt: skip
+def test_pictures_of_one_label_are_refused(labels: list[str], message: str) -> None:
+    with pytest.raises(SneakersError, match=message):
+        require_both_labels(pd.Series(labels, dtype=object), "the training pictures")
+    require_both_labels(pd.Series(["ai", "real"]), "the training pictures")
