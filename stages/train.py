@@ -19,7 +19,8 @@ from sneakers.train import keep_in_memory, train
 
 def main() -> None:
     params = load_params()
-    resolve_device(params.runtime.device)  # a missing GPU is reported before any data is read
+    # A missing GPU, or too few for train.nproc_per_node, is reported before any data is read.
+    distributed.check_gpus(params.train.nproc_per_node, resolve_device(params.runtime.device))
     if distributed.needs_launch(params.train.nproc_per_node):
         distributed.relaunch(__file__, params.train.nproc_per_node)
         return

@@ -9,8 +9,11 @@ which would hide a real difference. In float64 rounding is ~1e-16, so any gap is
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ import sneakers.inference
 import sneakers.train
 from sneakers import distributed
 from sneakers.distributed import GlobalBatchNorm2d, Ranks, global_batchnorm
+from sneakers.errors import SneakersError
 from sneakers.model import build_model
 
 TESTS = Path(__file__).resolve().parent
@@ -122,3 +126,55 @@ def test_global_batchnorm_is_plain_batchnorm_alone_and_keeps_the_weights() -> No
     plain = build_model("seed_cnn", 40)
     plain.load_state_dict(before)
     torch.testing.assert_close(swapped.train()(x), plain.train()(x))  # no group: BatchNorm2d
+
+
+def test_more_processes_than_gpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each process takes a GPU of its own: the stage says so before torchrun starts any."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    distributed.check_gpus(2, torch.device("cuda"))
+    distributed.check_gpus(3, torch.device("cpu"))  # gloo: any number of CPU processes
+    with pytest.raises(SneakersError, match=r"^train\.nproc_per_node: 3 processes need 3 GPUs, 2 "):
+        distributed.check_gpus(3, torch.device("cuda"))
+
+
+# torchrun's process: says it started, and on an interrupt cleans up before it ends.
+RANK = """
+import time
+from pathlib import Path
+from sneakers.errors import run_main
+
+def main():
+    Path("started").touch()
+    try:
+        time.sleep(120)
+    except BaseException:
+        Path("cleaned").touch()
+        raise
+
+run_main(main)
+"""
+
+
+def test_sigterm_reaches_the_processes_torchrun_started(tmp_path: Path) -> None:
+    """`kill` of the stage (not of its process group) stops torchrun's processes too, each
+    through its own cleanup, before the stage ends: none is left running, writing outputs."""
+    (tmp_path / "rank.py").write_text(RANK)
+    stage = "from sneakers import distributed\nfrom sneakers.errors import run_main\n" \
+        "run_main(lambda: distributed.relaunch('rank.py', 1))\n"  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "SNEAKERS_TORCHRUN"}
+    # stderr goes to a file: a process left running must not keep the test waiting on a pipe.
+    with (tmp_path / "stderr").open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", stage], cwd=tmp_path, env=env, stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+        )  # fmt: skip
+        deadline = time.monotonic() + 300  # torchrun starting on a busy machine
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "stderr").read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    said = (tmp_path / "stderr").read_text()
+    assert proc.returncode == 143, said
+    assert (tmp_path / "cleaned").exists(), said
+    assert said.endswith("interrupted: outputs were not completed; run the command again\n")

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sneakers.errors import SneakersError
+from sneakers.errors import SneakersError, Terminated
 from sneakers.inference import resolve_device
 
 LAUNCHED = "TORCHELASTIC_RUN_ID"  # set by torchrun in every process it starts
@@ -44,11 +44,27 @@ def relaunch(script: str, nproc: int) -> None:
     rendezvous = shlex.split(os.environ.get("SNEAKERS_TORCHRUN", "--standalone"))
     command = [sys.executable, "-m", "torch.distributed.run", *rendezvous,
                f"--nproc-per-node={nproc}", script]  # fmt: skip
-    done = subprocess.run(command, check=False)
-    if done.returncode:
+    with subprocess.Popen(command) as torchrun:
+        try:
+            code = torchrun.wait()
+        except Terminated:  # SIGTERM reached this process only (Ctrl-C reaches them all)
+            torchrun.terminate()  # it passes it on to its processes, and waits for them
+            torchrun.wait()
+            raise
+    if code:
         raise SneakersError(
             f"{script} under torchrun ({nproc} processes) failed with exit code "
-            f"{done.returncode}: the first `error:` line or traceback above says why"
+            f"{code}: the first `error:` line or traceback above says why"
+        )
+
+
+def check_gpus(nproc: int, device: torch.device) -> None:
+    """One GPU per process: more processes than visible GPUs is one line before torchrun starts
+    them (each extra process would fail alone, with a traceback, at torch.cuda.set_device)."""
+    if device.type == "cuda" and nproc > (gpus := torch.cuda.device_count()):
+        raise SneakersError(
+            f"train.nproc_per_node: {nproc} processes need {nproc} GPUs, {gpus} visible "
+            f"(use at most {gpus}, or runtime.device: cpu)"
         )
 
 
