@@ -39,7 +39,7 @@ def main() -> None:
             return
     finally:
         distributed.leave()
-    model = Artifact.of(fitted, params.model, recipe, params.data.profile)
+    model = Artifact.of(fitted, params.model, recipe, params.data.profile, params.merge.min_size)
     artifact.save(Path("models/model.pt"), model)
     print(f"train: best epoch {fitted.trained.best_epoch}, "
           f"threshold {fitted.threshold:.3f} -> models/model.pt")  # fmt: skip
