@@ -11,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image, ImageFilter
 
+import sneakers.simulate
 from sneakers.errors import SneakersError
 from sneakers.params import SimulateSettings, validate
 from sneakers.preprocess import Recipe
@@ -66,6 +67,17 @@ def test_stage_reads_only_real_train_photos_and_keeps_their_groups(tmp_path):
     assert list(index["group"]) == list(parents["group"])  # a pair never spans two splits
     assert set(index["label"]) == {"ai"} and set(index["role"]) == {"train"}
     assert not (tmp_path / "out.partial").exists()
+
+
+def test_an_interrupt_leaves_no_partial_folder(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM through run_main, raises mid-stage
+
+    monkeypatch.setattr(sneakers.simulate, "reconstruct", interrupted)
+    split = make_split(tmp_path / "raw")
+    with pytest.raises(KeyboardInterrupt):
+        simulate(split, tmp_path / "raw", tmp_path / "out", TINY, RECIPE, seed=1)
+    assert not (tmp_path / "out.partial").exists() and not (tmp_path / "out").exists()
 
 
 def test_fraction_picks_a_share_of_the_photos(tmp_path):

@@ -177,35 +177,41 @@ def simulate(
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shards = ShardWriter(staging, shard_size=1000)
-    summary: dict[str, Any] = {"enabled": settings.enabled, "images": 0}
-    pairs: list[tuple[Image.Image, Image.Image]] = []
-    if settings.enabled:
-        photos = train_photos(split)
-        if photos.empty:
-            raise SneakersError("simulate: the train split has no real photo: check data/split")
-        rng = np.random.default_rng([seed, 2])
-        keep = max(1, round(settings.fraction * len(photos)))
-        chosen = photos.iloc[np.sort(rng.permutation(len(photos))[:keep])]
-        raw = [(raw_dir / row.source / row.path).read_bytes() for row in chosen.itertuples()]
-        fitted = [recipe.fitted(data) for data in raw]
-        model, loss = fit_autoencoder(torch.stack([to_tensor(im) for im in fitted]), settings, seed)
-        scales = rng.choice(settings.scales, size=len(chosen))
-        work = zip(chosen.to_dict("records"), raw, fitted, scales, strict=True)
-        for row, data, im, scale in tqdm(work, total=len(chosen), desc="simulate: fakes",
-                                         unit="image", disable=None):  # fmt: skip
-            fake = recipe.finish(reconstruct(model, im, float(scale)), data)
-            meta = {**{k: row[k] for k in META_COLUMNS}, "id": f"{row['id']}-sim", "label": "ai",
-                    "source": f"simulated-{settings.upsample}", "parent": row["id"],
-                    "scale": float(scale)}  # fmt: skip
-            shards.add(tar_member(f"{meta['id']}.jpg", fake), [meta], [len(fake)])
-            if len(pairs) < SPECTRUM_SAMPLE:
-                photo = recipe.finish(im, data)  # its standardized bytes, without a re-decode
-                pairs.append((Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(fake))))
-        summary.update(images=len(chosen), photos=len(photos), autoencoder_l1=round(loss, 4))
-    shards.close()
-    index = pd.DataFrame(shards.records, columns=[*COLUMNS, "shard", "offset", "length"])
-    index.to_csv(staging / "index.csv", index=False)
+    try:
+        shards = ShardWriter(staging, shard_size=1000)
+        summary: dict[str, Any] = {"enabled": settings.enabled, "images": 0}
+        pairs: list[tuple[Image.Image, Image.Image]] = []
+        if settings.enabled:
+            photos = train_photos(split)
+            if photos.empty:
+                raise SneakersError("simulate: the train split has no real photo: check data/split")
+            rng = np.random.default_rng([seed, 2])
+            keep = max(1, round(settings.fraction * len(photos)))
+            chosen = photos.iloc[np.sort(rng.permutation(len(photos))[:keep])]
+            raw = [(raw_dir / row.source / row.path).read_bytes() for row in chosen.itertuples()]
+            fitted = [recipe.fitted(data) for data in raw]
+            model, loss = fit_autoencoder(
+                torch.stack([to_tensor(im) for im in fitted]), settings, seed
+            )
+            scales = rng.choice(settings.scales, size=len(chosen))
+            work = zip(chosen.to_dict("records"), raw, fitted, scales, strict=True)
+            for row, data, im, scale in tqdm(work, total=len(chosen), desc="simulate: fakes",
+                                             unit="image", disable=None):  # fmt: skip
+                fake = recipe.finish(reconstruct(model, im, float(scale)), data)
+                meta = {**{k: row[k] for k in META_COLUMNS}, "id": f"{row['id']}-sim",
+                        "label": "ai", "source": f"simulated-{settings.upsample}",
+                        "parent": row["id"], "scale": float(scale)}  # fmt: skip
+                shards.add(tar_member(f"{meta['id']}.jpg", fake), [meta], [len(fake)])
+                if len(pairs) < SPECTRUM_SAMPLE:
+                    photo = recipe.finish(im, data)  # its standardized bytes, without a re-decode
+                    pairs.append((Image.open(io.BytesIO(photo)), Image.open(io.BytesIO(fake))))
+            summary.update(images=len(chosen), photos=len(photos), autoencoder_l1=round(loss, 4))
+        shards.close()
+        index = pd.DataFrame(shards.records, columns=[*COLUMNS, "shard", "offset", "length"])
+        index.to_csv(staging / "index.csv", index=False)
+    except BaseException:  # an error or an interrupt: leave no half-written folder behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(staging, out_dir)
     summary["seconds"] = round(time.perf_counter() - started, 1)
