@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from sneakers.files import classify_entry, walk
+from sneakers.files import classify_entry, file_kind, safe_name, walk
 
 
 @pytest.fixture
@@ -124,3 +127,37 @@ def test_link_through_a_relative_path_that_climbs_out_is_rejected(tmp_path: Path
     assert classify_entry(root.resolve(), root.resolve() / "climb.jpg")["reason"] == (
         "link_outside_source"
     )
+
+
+def test_safe_name_escapes_only_bytes_that_are_not_utf8() -> None:
+    latin1 = os.fsdecode(b"d\xe9j\xe0/caf\xe9.jpg")  # as os.walk hands it over
+    assert safe_name(latin1) == "d\\xe9j\\xe0/caf\\xe9.jpg"
+    safe_name(latin1).encode("utf-8")  # strict: no lone surrogates left
+    for name in ("schuh ü 😀 (1).jpg", "caf\\xe9.jpg", "line\nbreak.jpg"):
+        assert safe_name(name) == name
+
+
+def test_file_kind_names_what_is_not_a_file() -> None:
+    assert file_kind(stat.S_IFIFO | 0o644) == "named pipe (FIFO)"
+    assert file_kind(stat.S_IFCHR) == "character device"
+    assert file_kind(stat.S_IFREG | 0o600) == "regular file"
+
+
+def test_walk_reports_folders_it_cannot_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not silently skipped (simulated: root lists anything)."""
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "a.jpg").write_bytes(b"a")
+    (tmp_path / "b.jpg").write_bytes(b"b")
+    real_scandir = os.scandir
+
+    def deny(path: str | Path = ".") -> object:
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", deny)
+    unlisted: list[OSError] = []
+    assert walk(tmp_path, unlisted) == [tmp_path / "b.jpg"]
+    assert [(Path(e.filename), e.errno) for e in unlisted] == [(tmp_path / "locked", errno.EACCES)]

@@ -7,7 +7,11 @@ and reason it deserves, and the accepted oddities come out of standardization co
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
+import warnings
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sneakers.files import read_csv, write_atomic
 from sneakers.merge import build_manifest, summarize
 from sneakers.params import ArchiveLimits, MergeSettings, PathSource, StandardizeSettings
 from sneakers.shards import read_image
@@ -186,3 +191,92 @@ def test_accepted_oddities_standardize_correctly(
     assert (palette > 240).all(axis=-1).any()  # the transparent palette entry became white
     deep = image("sixteen-bit.png")
     assert 20 < deep.mean() < 235  # 16-bit values scaled, not clipped to white
+
+
+def headers(data: bytes, name: str) -> tuple[int, int]:
+    """Offsets of a member's local header and of its central directory entry."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        local = zf.getinfo(name).header_offset
+    return local, data.rindex(name.encode()) - 46
+
+
+def hostile_zip(picture: Callable[..., Image.Image], encode: Callable[..., bytes]) -> bytes:
+    """Every kind of member that once stopped fetch or vanished, beside pictures that must
+    survive them."""
+    jpeg = [encode(picture(40 + k), "JPEG") for k in range(9)]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": meant
+        zf.writestr("good.jpg", jpeg[0])
+        zf.writestr("good.jpg", jpeg[1])
+        zf.writestr("a", b"a file named like a folder")
+        zf.writestr("a/b.jpg", jpeg[2])
+        zf.writestr("win\\", b"")  # a Windows folder entry
+        zf.writestr("win\\c.jpg", jpeg[3])
+        zf.writestr("crc-stored.jpg", jpeg[4], zipfile.ZIP_STORED)
+        zf.writestr("crc-deflated.jpg", jpeg[5])
+        zf.writestr("method.jpg", jpeg[6])
+        pipe = zipfile.ZipInfo("pipe.jpg")
+        pipe.create_system, pipe.external_attr = 3, (stat.S_IFIFO | 0o644) << 16
+        zf.writestr(pipe, b"")
+        zf.writestr("x" * 300 + ".jpg", jpeg[7])
+        zf.writestr("café.jpg", jpeg[8])
+        zf.writestr("line\nbreak.jpg", encode(picture(49), "JPEG"))
+    data = bytearray(out.getvalue())
+    for name in ("crc-stored.jpg", "crc-deflated.jpg"):
+        local = headers(bytes(data), name)[0]
+        name_len, extra_len = struct.unpack("<HH", data[local + 26 : local + 30])
+        data[local + 30 + name_len + extra_len + 200] ^= 0xFF
+    local, central = headers(bytes(data), "method.jpg")
+    for at in (local + 8, central + 10):
+        data[at : at + 2] = struct.pack("<H", 97)  # WavPack: zipfile cannot unpack it
+    local, central = headers(bytes(data), "café.jpg")
+    for at in (local + 7, central + 9):
+        data[at] &= ~0x08  # drop the UTF-8 flag (bit 11): the name now reads as cp437
+    return bytes(data)
+
+
+def test_fetch_and_merge_account_for_every_hostile_member_and_file(
+    tmp_path: Path, picture: Callable[..., Image.Image], encode: Callable[..., bytes]
+) -> None:
+    archive = tmp_path / "hostile.zip"
+    archive.write_bytes(hostile_zip(picture, encode))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Path(os.fsdecode(bytes(folder) + b"/caf\xe9.jpg")).write_bytes(encode(picture(60), "JPEG"))
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "ok.jpg").write_bytes(encode(picture(61), "JPEG"))
+    sources = [
+        PathSource(name="zipped", path=str(archive), label="ai"),
+        PathSource(name="folder", path=str(folder), label="real"),
+    ]
+    raw = tmp_path / "raw"
+    fetch_all(sources, raw, seed=0, limits=ArchiveLimits())
+    manifest = build_manifest(raw, sources, [], MergeSettings(workers=1))
+    got = sorted((r.source, r.path, r.status, r.reason or "") for r in manifest.itertuples())
+    mojibake = "café".encode().decode("cp437") + ".jpg"
+    # One row per file member (12 of the 13 entries: one is a folder entry) and per file.
+    assert got == sorted([
+        ("zipped", "a", "rejected", "duplicate_name"),
+        ("zipped", "a/b.jpg", "accepted", ""),
+        ("zipped", "crc-deflated.jpg", "rejected", "corrupt"),
+        ("zipped", "crc-stored.jpg", "rejected", "corrupt"),
+        ("zipped", "good.jpg", "accepted", ""),
+        ("zipped", "good.jpg", "rejected", "duplicate_name"),
+        ("zipped", "line\nbreak.jpg", "accepted", ""),
+        ("zipped", "method.jpg", "rejected", "unsupported_compression"),
+        ("zipped", mojibake, "accepted", ""),
+        ("zipped", "pipe.jpg", "rejected", "not_a_regular_file"),
+        ("zipped", "win/c.jpg", "accepted", ""),
+        ("zipped", "x" * 300 + ".jpg", "rejected", "unwritable"),
+        ("folder", "caf\\xe9.jpg", "accepted", ""),
+        ("folder", "ok.jpg", "accepted", ""),
+        ("folder", "pipe.jpg", "rejected", "not_a_regular_file"),
+    ])  # fmt: skip
+    renamed = manifest[manifest["path"] == "caf\\xe9.jpg"].iloc[0]
+    assert "renamed by fetch" in renamed["detail"]
+    # What the merge stage writes reads back the same.
+    csv = tmp_path / "manifest.csv"
+    write_atomic(csv, manifest.to_csv(index=False))
+    back = read_csv(csv)
+    assert back[["source", "path", "status"]].equals(manifest[["source", "path", "status"]])

@@ -8,6 +8,7 @@ unlabeled folders, OS junk and entries that fetch refused.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from sneakers.errors import SneakersError
+from sneakers.files import read_csv
 from sneakers.merge import COLUMNS, INDEXED_THRESHOLD, build_manifest, near_pairs, summarize
 from sneakers.params import MergeSettings, PathSource
 
@@ -308,6 +310,47 @@ def test_source_not_fetched_says_to_run_fetch(
         SneakersError, match=r"source\(s\) renders, compiled not fetched.*dvc repro"
     ):
         build_manifest(tmp_path / "raw", SOURCES, BRANDS, SETTINGS)
+
+
+def test_a_file_renamed_by_fetch_says_so_and_its_manifest_round_trips(
+    tmp_path: Path,
+    picture: Callable[..., Image.Image],
+    encode: Callable[..., bytes],
+    write: Callable[[Path, bytes], Path],
+    fetch_report: Callable[[Path, list[dict[str, Any]]], Path],
+) -> None:
+    raw = tmp_path / "raw"
+    write(raw / "shop" / "nike" / "caf\\xe9.jpg", encode(picture(1), "JPEG"))
+    write(raw / "shop" / "nike" / 'line\nbreak, "quoted".jpg', encode(picture(2), "JPEG"))
+    note = "renamed by fetch: its name is not valid UTF-8 (each such byte is written as \\xNN)"
+    report = fetch_report(raw, [{"name": "shop"}])
+    entries = json.loads(report.read_text())
+    entries["sources"][0]["renamed"] = [{"path": "nike/caf\\xe9.jpg", "detail": note}]
+    report.write_text(json.dumps(entries))
+    manifest = build_manifest(raw, SOURCES[:1], BRANDS, SETTINGS)
+    rows = {r.path: (r.status, r.detail) for r in manifest.itertuples()}
+    assert rows["nike/caf\\xe9.jpg"] == ("accepted", note)
+    assert rows['nike/line\nbreak, "quoted".jpg'][0] == "accepted"
+    csv = tmp_path / "manifest.csv"
+    csv.write_bytes(manifest.to_csv(index=False).encode("utf-8"))
+    assert read_csv(csv)["path"].tolist() == manifest["path"].tolist()
+
+
+def test_files_fetch_never_writes_stop_merge_with_one_line(
+    tmp_path: Path, fetch_report: Callable[[Path, list[dict[str, Any]]], Path]
+) -> None:
+    """A name that is not UTF-8 could not be written to the manifest: data/raw was edited by
+    hand, and fetch, which renames such files, makes it right."""
+    raw = tmp_path / "raw"
+    (raw / "shop").mkdir(parents=True)
+    Path(os.fsdecode(bytes(raw / "shop") + b"/caf\xe9.jpg")).write_bytes(b"x")
+    fetch_report(raw, [{"name": "shop"}])
+    with pytest.raises(SneakersError) as info:
+        build_manifest(raw, SOURCES[:1], BRANDS, SETTINGS)
+    assert str(info.value) == (
+        f"{(raw / 'shop').resolve()}/caf\\xe9.jpg: file name is not valid UTF-8 (data/raw is "
+        "written by fetch, which renames such files: run `dvc repro -f fetch`)"
+    )
 
 
 def planted_hashes(seed: int, n: int, threshold: int) -> pd.DataFrame:

@@ -7,19 +7,24 @@ credential failures are injected with monkeypatch.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import stat
+import struct
 import subprocess
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from sneakers import sources
 from sneakers.errors import SneakersError
 from sneakers.merge import build_manifest
 from sneakers.params import ArchiveLimits, KaggleSource, MergeSettings, PathSource
@@ -241,9 +246,311 @@ def test_missing_path_and_non_archive_are_user_errors(tmp_path: Path) -> None:
         fetch_all([path_source("pics", tmp_path / "nowhere")], raw, seed=1, limits=LIMITS)
     text = tmp_path / "list.txt"
     text.write_text("not an archive")
-    with pytest.raises(SneakersError, match=r"neither a folder nor a \.zip archive"):
+    with pytest.raises(SneakersError, match=r"neither a folder nor a \.zip archive \(other"):
         fetch_all([path_source("pics", text)], raw, seed=1, limits=LIMITS)
     assert not raw.exists(), "a failed fetch must not leave a half-made data/raw"
+
+
+def zip_bytes(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "cut"),
+    [
+        ("shoes.zip", lambda data: data[: len(data) // 2]),
+        ("shoes.zip", lambda data: data[:-30]),  # the end record cut off
+        ("shoes.zip", lambda data: b""),
+        ("download", lambda data: data[:-30]),  # no .zip suffix: known by its first bytes
+    ],
+    ids=["half", "no-end-record", "empty", "no-suffix"],
+)
+def test_a_truncated_zip_says_it_is_damaged_and_what_to_do(
+    tmp_path: Path, name: str, cut: Callable[[bytes], bytes]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(cut(zip_bytes([("real/a.jpg", os.urandom(3000))])))
+    with pytest.raises(SneakersError) as info:
+        fetch_all([path_source("pics", path)], tmp_path / "raw", seed=1, limits=LIMITS)
+    message = str(info.value)
+    assert message.startswith(f"source pics: {path} is a damaged or truncated .zip archive (")
+    assert message.endswith("re-download or re-create it") and "\n" not in message
+    assert "neither a folder" not in message
+
+
+def fetch_unblocked(source: PathSource, raw: Path) -> BaseException | None:
+    """fetch_all in a thread, so that a test fails rather than hangs if it waits on a pipe."""
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            fetch_all([source], raw, seed=1, limits=LIMITS)
+            outcome.append(None)
+        except BaseException as err:  # noqa: BLE001 - reported to the test thread below
+            outcome.append(err)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "fetch blocked opening a named pipe"
+    return outcome[0]
+
+
+def test_a_pipe_or_unreadable_path_is_one_line_and_never_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "incoming.zip"
+    os.mkfifo(fifo)  # zipfile.is_zipfile would open it and wait for a writer forever
+    raw = tmp_path / "raw"
+    err = fetch_unblocked(path_source("pics", fifo), raw)
+    assert isinstance(err, SneakersError)
+    assert str(err) == (
+        f"source pics: {fifo} is a named pipe (FIFO), not a folder or a .zip archive; "
+        "point path: at one"
+    )
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(SneakersError, match=r"cannot read .*loop: Too many levels of symbolic"):
+        fetch_all([path_source("pics", loop)], raw, seed=1, limits=LIMITS)
+
+
+def test_a_member_name_falsely_marked_utf8_is_one_line(tmp_path: Path) -> None:
+    """zipfile cannot even list such an archive (UnicodeDecodeError in ZipFile())."""
+    data = zip_bytes([("café.jpg", b"x")])
+    path = tmp_path / "names.zip"
+    path.write_bytes(data.replace("café".encode(), b"caf\xe9\xe9"))  # same length, not UTF-8
+    with pytest.raises(SneakersError, match=r"marked UTF-8 but is not valid UTF-8.*re-create it"):
+        fetch_all([path_source("pics", path)], tmp_path / "raw", seed=1, limits=LIMITS)
+
+
+def fetched(raw: Path, name: str) -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
+    """The files a source fetched and its refused entries, by path."""
+    refused = {r["path"]: (r["reason"], r["detail"]) for r in report(raw)[name]["refused"]}
+    return files_under(raw / name), refused
+
+
+def test_zip_members_of_one_name_keep_the_first_and_refuse_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "dups.zip"
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        path.write_bytes(zip_bytes([
+            ("real/a.jpg", b"first"), ("real/a.jpg", b"second"), ("real/b.jpg", b"b"),
+            ("real/./b.jpg", b"b again"), ("real\\b.jpg", b"b from windows"),
+        ]))  # fmt: skip
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "zipped")
+    assert files == {"real/a.jpg": b"first", "real/b.jpg": b"b"}
+    entries = report(raw)["zipped"]["refused"]
+    assert sorted((r["path"], r["reason"]) for r in entries) == [
+        ("real/./b.jpg", "duplicate_name"),
+        ("real/a.jpg", "duplicate_name"),
+        ("real\\b.jpg", "duplicate_name"),
+    ]
+    assert "an earlier member named real/a.jpg was unpacked" in refused["real/a.jpg"][1]
+    assert report(raw)["zipped"]["files"] + len(entries) == 5, "every member is accounted for"
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("a", b"file"), ("a/b.jpg", b"picture")],
+        [("a/b.jpg", b"picture"), ("a", b"file")],
+        [("a\\", b""), ("a", b"file"), ("a\\b.jpg", b"picture")],  # a Windows folder entry
+    ],
+)
+def test_a_file_and_a_folder_of_one_name_in_either_order(
+    tmp_path: Path, members: list[tuple[str, bytes]]
+) -> None:
+    path = tmp_path / "clash.zip"
+    path.write_bytes(zip_bytes(members))
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "zipped")
+    assert files == {"a/b.jpg": b"picture"}
+    assert list(refused) == ["a"]
+    assert refused["a"][0] == "duplicate_name" and "folder of other members" in refused["a"][1]
+
+
+def data_offset(data: bytes, name: str) -> int:
+    """Where a member's data starts: after its local header, name and extra field."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        local = zf.getinfo(name).header_offset
+    name_len, extra_len = struct.unpack("<HH", data[local + 26 : local + 30])
+    return local + 30 + name_len + extra_len
+
+
+def patch_method(data: bytearray, name: str, method: int) -> None:
+    """Set a member's compression method in its local and central headers."""
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        local = zf.getinfo(name).header_offset
+    central = data.rindex(name.encode()) - 46
+    for at in (local + 8, central + 10):
+        data[at : at + 2] = struct.pack("<H", method)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_member_failing_its_crc_is_refused_and_leaves_no_half_file(
+    tmp_path: Path, method: int
+) -> None:
+    content = "".join(f"shoe {i}\n" for i in range(1000)).encode()
+    data = bytearray(zip_bytes([("real/bad.jpg", content), ("real/ok.jpg", b"ok")], method))
+    data[data_offset(bytes(data), "real/bad.jpg") + 3] ^= 0xFF  # still inflates, or stored
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(data)
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "zipped")
+    assert files == {"real/ok.jpg": b"ok"}, "the damaged member's partial copy must go"
+    reason, detail = refused["real/bad.jpg"]
+    assert reason == "corrupt" and "re-download or re-create the archive" in detail
+    assert "BadZipFile" in detail or "error" in detail
+
+
+def test_unsupported_compression_and_damaged_headers_are_refused(tmp_path: Path) -> None:
+    members = [("wavpack.jpg", b"x" * 100), ("header.jpg", b"y" * 100), ("ok.jpg", b"ok")]
+    data = bytearray(zip_bytes(members))
+    patch_method(data, "wavpack.jpg", 97)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        data[zf.getinfo("header.jpg").header_offset] = ord("X")  # local header magic broken
+    path = tmp_path / "odd.zip"
+    path.write_bytes(data)
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "zipped")
+    assert files == {"ok.jpg": b"ok"}
+    assert refused == {
+        "header.jpg": ("corrupt", "damaged archive member (BadZipFile: Bad magic number for "
+                       "file header); re-download or re-create the archive"),
+        "wavpack.jpg": ("unsupported_compression",
+                        "method 97 (wavpack); re-create the archive with deflate"),
+    }  # fmt: skip
+
+
+def unix_member(name: str, mode: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = mode << 16
+    return info
+
+
+def test_special_and_unwritable_members_become_rows(tmp_path: Path) -> None:
+    """A pipe entry, a name too long for the file system; a folder entry without '/' holds
+    nothing and is skipped like one with it."""
+    path = tmp_path / "special.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(unix_member("pipe.jpg", stat.S_IFIFO | 0o644), b"")
+        zf.writestr(unix_member("folder", stat.S_IFDIR | 0o755), b"")
+        zf.writestr("x" * 300 + ".jpg", b"long")
+        zf.writestr("folder/ok.jpg", b"ok")
+    raw = tmp_path / "raw"
+    fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "zipped")
+    assert files == {"folder/ok.jpg": b"ok"}
+    assert refused == {
+        "pipe.jpg": ("not_a_regular_file", "a named pipe (FIFO) entry"),
+        "x" * 300 + ".jpg": (
+            "unwritable",
+            "could not be written under data/raw: File name too long (rename it in the source)",
+        ),
+    }
+
+
+def test_a_full_disk_stops_fetch_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every later file would fail too: no rows of refusals, one error."""
+    path = tmp_path / "a.zip"
+    path.write_bytes(zip_bytes([("a.jpg", b"a")]))
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sources, "save", full)
+    with pytest.raises(
+        SneakersError, match=r"cannot write .*a\.jpg: No space left on device \(free"
+    ):
+        fetch_all([path_source("zipped", path)], tmp_path / "raw", seed=1, limits=LIMITS)
+
+
+def test_a_pipe_in_a_folder_is_a_row_and_never_opened(tmp_path: Path) -> None:
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"a")
+    os.mkfifo(src / "pipe.jpg")  # opening it to read would wait for a writer forever
+    (src / "to-pipe.jpg").symlink_to(src / "pipe.jpg")
+    raw = tmp_path / "raw"
+    assert fetch_unblocked(path_source("pics", src), raw) is None
+    files, refused = fetched(raw, "pics")
+    assert files == {"a.jpg": b"a"}
+    assert refused == {
+        "pipe.jpg": ("not_a_regular_file", "a named pipe (FIFO): not opened"),
+        "to-pipe.jpg": ("not_a_regular_file", "a named pipe (FIFO): not opened"),
+    }
+
+
+def test_unreadable_files_and_folders_become_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied (simulated: the tests may run as root, which reads anything)."""
+    src = tmp_path / "pictures"
+    (src / "locked").mkdir(parents=True)
+    (src / "locked" / "hidden-from-us.jpg").write_bytes(b"x")
+    (src / "a.jpg").write_bytes(b"a")
+    (src / "secret.jpg").write_bytes(b"s")
+    real_open, real_scandir = os.open, os.scandir
+
+    def deny_open(path: str | Path, *args: object, **kwargs: object) -> int:
+        if Path(path).name == "secret.jpg":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, *args, **kwargs)
+
+    def deny_scandir(path: str | Path = ".") -> object:
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "open", deny_open)
+    monkeypatch.setattr(os, "scandir", deny_scandir)
+    raw = tmp_path / "raw"
+    fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "pics")
+    assert files == {"a.jpg": b"a"}
+    assert refused == {
+        "secret.jpg": ("unreadable", "could not be read: Permission denied"),
+        "locked": ("unreadable", "folder could not be listed: Permission denied; its files "
+                   "were not fetched"),
+    }  # fmt: skip
+
+
+def test_a_name_that_is_not_utf8_is_copied_under_an_escaped_name(tmp_path: Path) -> None:
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (Path(os.fsdecode(bytes(src) + b"/caf\xe9.jpg"))).write_bytes(b"latin-1 name")
+    (Path(os.fsdecode(bytes(src) + b"/d\xe9j\xe0/vu.jpg"))).parent.mkdir()
+    (Path(os.fsdecode(bytes(src) + b"/d\xe9j\xe0/vu.jpg"))).write_bytes(b"in a latin-1 folder")
+    (src / "outside.jpg").symlink_to(Path(os.fsdecode(bytes(tmp_path) + b"/gone\xff.jpg")))
+    raw = tmp_path / "raw"
+    fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "pics")
+    assert files == {"caf\\xe9.jpg": b"latin-1 name", "d\\xe9j\\xe0/vu.jpg": b"in a latin-1 folder"}
+    assert refused == {"outside.jpg": ("link_outside_source", f"{tmp_path}/gone\\xff.jpg")}
+    renamed = {r["path"] for r in report(raw)["pics"]["renamed"]}
+    assert renamed == {"caf\\xe9.jpg", "d\\xe9j\\xe0/vu.jpg"}
+    json.dumps(report(raw)).encode("utf-8")  # strict: no lone surrogates
+
+
+def test_an_escaped_name_that_meets_a_real_one_is_refused_not_overwritten(tmp_path: Path) -> None:
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (src / "caf\\xe9.jpg").write_bytes(b"really named with a backslash")
+    Path(os.fsdecode(bytes(src) + b"/caf\xe9.jpg")).write_bytes(b"latin-1 name")
+    raw = tmp_path / "raw"
+    fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
+    files, refused = fetched(raw, "pics")
+    assert len(files) == 1 and list(refused) == ["caf\\xe9.jpg"]
+    assert refused["caf\\xe9.jpg"][0] == "duplicate_name"
 
 
 def test_kaggle_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -338,7 +645,10 @@ def test_fetch_stage_offline_prints_one_error_line(tmp_path: Path) -> None:
         "profile": "one",
         "brands": ["nike"],
         "profiles": {
-            "one": [{"name": "kg", "kaggle": "no-such-owner/nothing/versions/1", "label": "real"}],
+            "one": [
+                {"name": "kg", "kaggle": "no-such-owner/nothing/versions/1", "label": "real"},
+                {"name": "kg-ai", "kaggle": "no-such-owner/fakes/versions/1", "label": "ai"},
+            ],
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

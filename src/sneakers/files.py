@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,13 +38,33 @@ def classify_entry(root: Path, path: Path) -> dict[str, str]:
     return {"status": "candidate", "reason": "", "detail": ""}
 
 
-def walk(root: Path) -> list[Path]:
-    """Every file and every linked folder under root, sorted, never following links."""
+def walk(root: Path, unlisted: list[OSError] | None = None) -> list[Path]:
+    """Every file and every linked folder under root, sorted, never following links.
+
+    Folders that cannot be listed are skipped; pass `unlisted` to get their errors.
+    """
     found = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, onerror=None if unlisted is None else unlisted.append):
         here = Path(folder)
         found += [here / n for n in files] + [here / d for d in dirs if (here / d).is_symlink()]
     return sorted(found)
+
+
+def safe_name(name: str) -> str:
+    """A name as valid UTF-8 text: bytes that are not UTF-8 become \\xNN escapes.
+
+    Linux file names are bytes; Python hands the undecodable ones over as lone surrogates,
+    which no UTF-8 file (a CSV, JSON) can hold. Valid names come back unchanged.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode says an entry is, in words, for a detail."""
+    kinds = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFSOCK: "socket", stat.S_IFDIR: "folder",
+             stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+             stat.S_IFLNK: "link", stat.S_IFREG: "regular file"}  # fmt: skip
+    return kinds.get(stat.S_IFMT(mode), f"file of type {stat.S_IFMT(mode):#o}")
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
 from sneakers.errors import SneakersError
-from sneakers.files import FETCH_REPORT, classify_entry, walk
+from sneakers.files import FETCH_REPORT, classify_entry, safe_name, walk
 from sneakers.parallel import parallel_map
 from sneakers.params import MergeSettings, Source
 from sneakers.probe import probe_bytes
@@ -44,11 +44,11 @@ def build_manifest(
     raw_dir: Path, sources: list[Source], brands: list[str], settings: MergeSettings
 ) -> pd.DataFrame:
     """Scan, probe and deduplicate all sources; return the manifest in a stable row order."""
-    refused = read_fetch_report(raw_dir, sources)
+    report = read_fetch_report(raw_dir, sources)
     rows = [
         {"source": source.name, "role": source.role, **row, **describe(source, row["path"], brands)}
         for source in sources
-        for row in scan_source(raw_dir / source.name) + refused.get(source.name, [])
+        for row in scan_source(raw_dir / source.name) + report[source.name]["refused"]
     ]
     labels = {source.name: source.labels for source in sources}
     todo = [i for i, row in enumerate(rows) if row["status"] == "candidate"]
@@ -61,6 +61,15 @@ def build_manifest(
             rows[i].update(
                 status="rejected", reason="unlabeled", detail=f"no folder among: {folders}"
             )
+    renamed = {
+        (name, entry["path"]): entry["detail"]
+        for name, fetched in report.items()
+        for entry in fetched.get("renamed", [])  # written by fetch since it renames
+    }
+    for row in rows:
+        note = renamed.get((row["source"], row["path"]))
+        if note:
+            row["detail"] = f"{row['detail']}; {note}" if row["detail"] else note
     manifest = pd.DataFrame(rows).reindex(columns=COLUMNS).astype(DTYPES)
     order = {s.name: k for k, s in enumerate(sources)}
     manifest = manifest.sort_values(
@@ -69,8 +78,9 @@ def build_manifest(
     return mark_duplicates(manifest, settings.near_threshold, order)
 
 
-def read_fetch_report(raw_dir: Path, sources: list[Source]) -> dict[str, list[dict[str, Any]]]:
-    """What fetch refused to copy (links leaving a source, unsafe archive members)."""
+def read_fetch_report(raw_dir: Path, sources: list[Source]) -> dict[str, dict[str, Any]]:
+    """Fetch's entry for each source: what it refused to copy (links leaving a source, unsafe
+    archive members, ...) and what it renamed."""
     report_path = raw_dir / FETCH_REPORT
     if not report_path.exists():
         raise SneakersError(f"{report_path} is missing: run `dvc repro fetch` first")
@@ -81,13 +91,34 @@ def read_fetch_report(raw_dir: Path, sources: list[Source]) -> dict[str, list[di
         raise SneakersError(
             f"source(s) {', '.join(missing)} not fetched into {raw_dir}: run `dvc repro fetch`"
         )
-    return {entry["name"]: entry["refused"] for entry in report["sources"]}
+    return {entry["name"]: entry for entry in report["sources"]}
 
 
 def scan_source(root: Path) -> list[dict[str, Any]]:
-    """Every entry of a fetched source, with what can be said before decoding."""
+    """Every entry of a fetched source, with what can be said before decoding.
+
+    Fetch writes only readable files with UTF-8 names; anything else was put there by hand,
+    and would be lost or could not be written to the manifest.
+    """
     root = root.resolve()
-    return [{"path": p.relative_to(root).as_posix(), **classify_entry(root, p)} for p in walk(root)]
+    unlisted: list[OSError] = []
+    rows = [
+        {"path": p.relative_to(root).as_posix(), **classify_entry(root, p)}
+        for p in walk(root, unlisted)
+    ]
+    if unlisted:
+        err = unlisted[0]
+        raise SneakersError(
+            f"cannot list {err.filename}: {err.strerror} (data/raw is written by fetch: run "
+            "`dvc repro -f fetch`)"
+        )
+    for row in rows:
+        if row["path"] != safe_name(row["path"]):
+            raise SneakersError(
+                f"{root / safe_name(row['path'])}: file name is not valid UTF-8 (data/raw is "
+                "written by fetch, which renames such files: run `dvc repro -f fetch`)"
+            )
+    return rows
 
 
 def describe(source: Source, rel: str, brands: list[str]) -> dict[str, str]:
