@@ -101,6 +101,30 @@ def test_fetch_replaces_the_previous_raw_folder(tmp_path: Path) -> None:
     assert files_under(raw / "pics") == {"new.jpg": b"new"}
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SneakersError])
+def test_a_fetch_stopped_midway_leaves_no_partial_folder(tmp_path: Path, stop: type) -> None:
+    """Ctrl-C (SIGTERM arrives as one too, through run_main) or an error in the second source."""
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"a")
+    raw = tmp_path / "raw"
+    (raw / "pics").mkdir(parents=True)
+    (raw / "pics" / "kept.jpg").write_bytes(b"the last complete fetch")
+    original = sources.fetch_source
+
+    def second_fails(source, *args):
+        if source.name == "second":
+            raise stop("stopped")
+        return original(source, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "fetch_source", second_fails)
+        with pytest.raises(stop):
+            fetch_all([path_source("pics", src), path_source("second", src)], raw, 1, LIMITS)
+    assert not (tmp_path / "raw.partial").exists()
+    assert files_under(raw) == {"pics/kept.jpg": b"the last complete fetch"}
+
+
 def symlink_member(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
     info = zipfile.ZipInfo(name)
     info.create_system = 3  # Unix, so external_attr carries the mode

@@ -48,24 +48,30 @@ def fetch_all(sources: list[Source], raw_dir: Path, seed: int, limits: ArchiveLi
     staging = raw_dir.with_name(raw_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    report = []
-    for source in sources:
-        dest = staging / source.name
-        dest.mkdir()
-        refused, renamed = fetch_source(source, dest, seed, limits)
-        files = sum(1 for p in dest.rglob("*") if p.is_file())
-        if not files:
-            reasons = sorted({entry["reason"] for entry in refused}) or ["no files"]
-            raise SneakersError(
-                f"source {source.name}: nothing usable was fetched from {origin(source)} "
-                f"({len(refused)} refused: {', '.join(reasons)}); check its path or archive"
-            )
-        report.append({"name": source.name, "kind": source.kind, "origin": origin(source),
-                       "files": files, "refused": refused, "renamed": renamed})  # fmt: skip
-        print(f"fetch: {source.name}: {files} files ({len(refused)} refused) from {origin(source)}")
-    (staging / FETCH_REPORT).write_text(json.dumps({"sources": report}, indent=2) + "\n")
+    try:
+        report = [fetch_one(source, staging / source.name, seed, limits) for source in sources]
+        (staging / FETCH_REPORT).write_text(json.dumps({"sources": report}, indent=2) + "\n")
+    except BaseException:  # an error or an interrupt (Ctrl-C, SIGTERM): no half-fetched folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(raw_dir, ignore_errors=True)
     staging.rename(raw_dir)
+
+
+def fetch_one(source: Source, dest: Path, seed: int, limits: ArchiveLimits) -> dict[str, Any]:
+    """Fetch one source into dest; its entry of the fetch report."""
+    dest.mkdir()
+    refused, renamed = fetch_source(source, dest, seed, limits)
+    files = sum(1 for p in dest.rglob("*") if p.is_file())
+    if not files:
+        reasons = sorted({entry["reason"] for entry in refused}) or ["no files"]
+        raise SneakersError(
+            f"source {source.name}: nothing usable was fetched from {origin(source)} "
+            f"({len(refused)} refused: {', '.join(reasons)}); check its path or archive"
+        )
+    print(f"fetch: {source.name}: {files} files ({len(refused)} refused) from {origin(source)}")
+    return {"name": source.name, "kind": source.kind, "origin": origin(source), "files": files,
+            "refused": refused, "renamed": renamed}  # fmt: skip
 
 
 def origin(source: Source) -> str:
