@@ -109,9 +109,14 @@ def find_inputs(patterns: Sequence[str]) -> Inputs:
 
     def add_folder(folder: str) -> None:
         root = Path(folder).resolve()
-        for path in walk(root):
+        unlisted: list[OSError] = []
+        for path in walk(root, unlisted):
             rel = path.relative_to(root)
             add_entry(root, rel, str(Path(folder) / rel))
+        for err in unlisted:  # its files cannot be named, so the folder gets the row
+            shown = str(Path(folder) / Path(err.filename).relative_to(root))
+            add(shown, f"unreadable: folder could not be listed: {err.strerror}; its files "
+                "were not scored")  # fmt: skip
 
     def add_match(base: str, match: str) -> None:
         """A glob match: `**` descends into linked folders, so the first link on the way
