@@ -9,6 +9,7 @@ near-duplicate tests deterministic instead of depending on lucky seeds.
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import json
@@ -112,6 +113,23 @@ def fetch_report() -> Callable[[Path, list[dict[str, Any]]], Path]:
         return path
 
     return _write
+
+
+@pytest.fixture
+def deny_listing(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """deny_listing(name): listing any folder of that name raises PermissionError, as a folder
+    we may not read does (simulated: the tests may run as root, which lists anything)."""
+    real_scandir = os.scandir
+
+    def deny(name: str) -> None:
+        def scandir(path: str | Path = ".") -> object:
+            if Path(path).name == name:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+    return deny
 
 
 # --- synthetic splits and a small trained model (train, inference, evaluate, plots tests) ---

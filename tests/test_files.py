@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -144,20 +145,13 @@ def test_file_kind_names_what_is_not_a_file() -> None:
 
 
 def test_walk_reports_folders_it_cannot_list(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, deny_listing: Callable[[str], None]
 ) -> None:
-    """Not silently skipped (simulated: root lists anything)."""
+    """Not silently skipped."""
     (tmp_path / "locked").mkdir()
     (tmp_path / "locked" / "a.jpg").write_bytes(b"a")
     (tmp_path / "b.jpg").write_bytes(b"b")
-    real_scandir = os.scandir
-
-    def deny(path: str | Path = ".") -> object:
-        if Path(path).name == "locked":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", deny)
+    deny_listing("locked")
     unlisted: list[OSError] = []
     assert walk(tmp_path, unlisted) == [tmp_path / "b.jpg"]
     assert [(Path(e.filename), e.errno) for e in unlisted] == [(tmp_path / "locked", errno.EACCES)]

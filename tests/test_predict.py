@@ -3,7 +3,6 @@ exit codes and one-line errors, and the same P(ai) as the evaluate stage for the
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
@@ -259,20 +258,12 @@ def test_links_and_special_files_named_explicitly_say_what_they_are(
 
 
 def test_a_folder_that_cannot_be_listed_is_a_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, deny_listing: Callable[[str], None]
 ) -> None:
-    """Permission denied, simulated (the tests may run as root, which lists anything)."""
     (tmp_path / "in" / "locked").mkdir(parents=True)
     (tmp_path / "in" / "locked" / "b.jpg").write_bytes(b"x")
     (tmp_path / "in" / "a.jpg").write_bytes(b"a")
-    real_scandir = os.scandir
-
-    def deny(path: str | Path = ".") -> object:
-        if Path(path).name == "locked":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", deny)
+    deny_listing("locked")
     rows = find_inputs([str(tmp_path / "in")]).rows
     assert [(Path(r.path).name, r.error) for r in rows] == [
         ("a.jpg", None),

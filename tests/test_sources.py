@@ -515,7 +515,7 @@ def test_a_pipe_in_a_folder_is_a_row_and_never_opened(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_and_folders_become_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deny_listing: Callable[[str], None]
 ) -> None:
     """Permission denied (simulated: the tests may run as root, which reads anything)."""
     src = tmp_path / "pictures"
@@ -523,20 +523,15 @@ def test_unreadable_files_and_folders_become_rows(
     (src / "locked" / "hidden-from-us.jpg").write_bytes(b"x")
     (src / "a.jpg").write_bytes(b"a")
     (src / "secret.jpg").write_bytes(b"s")
-    real_open, real_scandir = os.open, os.scandir
+    real_open = os.open
 
     def deny_open(path: str | Path, *args: object, **kwargs: object) -> int:
         if Path(path).name == "secret.jpg":
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return real_open(path, *args, **kwargs)
 
-    def deny_scandir(path: str | Path = ".") -> object:
-        if Path(path).name == "locked":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real_scandir(path)
-
     monkeypatch.setattr(os, "open", deny_open)
-    monkeypatch.setattr(os, "scandir", deny_scandir)
+    deny_listing("locked")
     raw = tmp_path / "raw"
     fetch_all([path_source("pics", src)], raw, seed=1, limits=LIMITS)
     files, refused = fetched(raw, "pics")
