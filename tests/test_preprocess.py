@@ -241,10 +241,13 @@ def test_large_jpeg_draft_decoding_still_gives_the_exact_size(
 @pytest.mark.parametrize("limit", [9_999, 4_000])
 def test_pixel_limit_raises_the_bomb_error(limit: int) -> None:
     """Just over the limit and over twice it (Pillow's own threshold) fail the same way."""
+    before = Image.MAX_IMAGE_PIXELS
     data = save(Image.new("RGB", (100, 100), RED), "PNG")
     with pytest.raises(Image.DecompressionBombError):
         standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=limit)
     assert standardize_bytes(data, SIZE, "crop", QUALITY, max_pixels=10_000)
+    # ... and the limit was ours for those opens only: Pillow's process-wide one is unchanged.
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_bytes_that_are_no_image_are_unidentified() -> None:

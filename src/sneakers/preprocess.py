@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
@@ -28,16 +30,27 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never h
 TURNED = range(2, 9)  # EXIF orientations that need a flip or a rotation; 1 is upright
 
 
+@contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's decompression-bomb limit at ours, for one open only: it is a process-wide
+    setting, and other code in the process (a figure, a test's screenshot) keeps Pillow's.
+    Pillow warns between the limit and twice it; our callers raise or reject instead."""
+    default, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = default
+
+
 def open_image(data: bytes, max_pixels: int, draft_size: int = 0) -> Image.Image:
     """Open and fully decode an image, refusing unsupported formats and decompression bombs.
 
     With draft_size, a JPEG is decoded in the DCT domain at no less than twice that size:
     faster, and the final resize still sees more pixels than it keeps.
     """
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    with warnings.catch_warnings():
-        # Pillow warns between the limit and twice it; the check below raises the error instead.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with pixel_limit(max_pixels):
         im = Image.open(io.BytesIO(data), formats=FORMATS)
     if im.width * im.height > max_pixels:
         raise Image.DecompressionBombError(

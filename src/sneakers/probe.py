@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from typing import Any
 
 import imagehash
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
-from sneakers.preprocess import FORMATS, open_image, to_rgb
+from sneakers.preprocess import FORMATS, open_image, pixel_limit, to_rgb
 
 # IJG standard luminance quantization table (ITU T.81, Annex K), natural order.
 IJG_LUMA = np.array(
@@ -111,11 +110,8 @@ def read_header(data: bytes, max_pixels: int) -> tuple[dict[str, Any], dict[str,
     """Format and size from the header alone, and the rejection they already imply (or None);
     judge_header adds the rules that need more than the header's format and pixel count."""
     try:
-        # Our own pixel limit is checked below; Pillow's global one must not warn or raise first.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
-                fmt, width, height = header.format or "", header.width, header.height
+        with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as header:
+            fmt, width, height = header.format or "", header.width, header.height
     except Image.DecompressionBombError as err:
         return {}, _reject("too_many_pixels", str(err))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
