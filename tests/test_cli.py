@@ -17,7 +17,7 @@ from sneakers.data import MEAN, STD
 from sneakers.model import build_model, count_parameters
 
 CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "min_size",
-             "mean", "std", "trained", "data_profile", "versions"]  # fmt: skip
+             "backbone_sha256", "mean", "std", "trained", "data_profile", "versions"]  # fmt: skip
 
 
 def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,7 +139,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("train.target_fpr", 1.0, "train.target_fpr: is 1.0 (use less than 1"),
     ("train.memory_gb", -1, "train.memory_gb: is -1 (use at least 0"),
     ("audit.control_scale", 1, "audit.control_scale: is 1 (use more than 1"),
-    ("model.arch", "resnet", "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn' or 'resnet18')"),
+    ("model.arch", "resnet", "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn', 'resnet18', "
+     "'efficientnet_lite0', 'efficientnet_lite1' or 'efficientnet_lite2')"),
     ("standardize.fit", "zoom", "standardize.fit: is 'zoom' (use 'crop', 'pad' or 'stretch')"),
     ("train.optimizer", "lion", "train.optimizer: is 'lion'"),
     ("train.precision", "fp16", "train.precision: is 'fp16' (use 'auto', 'fp32' or 'bf16')"),

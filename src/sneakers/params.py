@@ -33,7 +33,14 @@ Role = Literal["train", "eval"]  # eval: scored by evaluate only, never split, t
 Fit = Literal["crop", "pad", "stretch"]
 Upsample = Literal["transposed", "nearest", "bilinear"]
 Classifier = Literal["logistic", "tree"]
-Arch = Literal["seed_cnn", "gap_cnn", "resnet18"]
+Arch = Literal[
+    "seed_cnn",
+    "gap_cnn",
+    "resnet18",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+]
 Input = Literal["rgb", "npr", "spectrum"]
 Optimizer = Literal["adam", "adamw", "sgd"]
 Device = Literal["auto", "cpu", "cuda"]
