@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from sneakers.data import CLASS_NAMES
+from sneakers.files import write_new
 from sneakers.inference import to_input
 from sneakers.model import EfficientNetLite, GapCNN, SeedCNN
 from sneakers.plots import save_figure
@@ -86,13 +87,7 @@ def save_overlay(image: np.ndarray, heat: np.ndarray, path: Path) -> None:
     png = io.BytesIO()
     Image.fromarray(overlay(image, heat)).save(png, "PNG")
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = path.open("xb")  # O_EXCL: the name is ours, or this fails
-    try:
-        with out:
-            out.write(png.getbuffer())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    write_new(path, png.getvalue())
 
 
 def object_box(image: np.ndarray, background: int = 235) -> tuple[int, int, int, int] | None:

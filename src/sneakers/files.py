@@ -82,6 +82,18 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_new(path: Path, data: bytes) -> None:
+    """Write data to a file that must not exist yet (O_EXCL: never another's file, never through
+    a link; a taken name raises FileExistsError). A write that fails leaves nothing behind."""
+    out = path.open("xb")
+    try:
+        with out:
+            out.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, value: Any) -> None:
     """Indented JSON with a final newline, written atomically."""
     write_atomic(path, json.dumps(value, indent=2) + "\n")

@@ -41,7 +41,7 @@ from sneakers.artifact import DEFAULT_MIN_SIZE
 from sneakers.data import CLASS_NAMES, decode
 from sneakers.errors import SneakersError
 from sneakers.explain import heatmaps, save_overlay
-from sneakers.files import classify_entry, walk
+from sneakers.files import classify_entry, walk, write_new
 from sneakers.inference import predict_proba, resolve_device, resolve_precision
 from sneakers.params import RuntimeSettings
 from sneakers.preprocess import Recipe
@@ -454,12 +454,11 @@ def write_output(text: str, output: Path | None) -> None:
     try:
         for name in numbered(output.with_name(output.name + ".partial")):
             try:
-                with name.open("x", encoding="utf-8") as out:
-                    tmp = name
-                    out.write(text)
-                break
+                write_new(name, text.encode())
             except FileExistsError:
                 continue
+            tmp = name
+            break
         os.replace(tmp, output)
         tmp = None
     except OSError as err:
