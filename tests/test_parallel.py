@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 
+from sneakers.errors import run_main
 from sneakers.parallel import parallel_map
 
 
@@ -46,3 +48,20 @@ def test_results_stream_before_the_last_item_is_done() -> None:
     results = parallel_map(slow_square, list(range(10)), 1, "test")
     assert next(results) == 0
     results.close()
+
+
+def sigterm_disposition(_: int) -> object:
+    return signal.getsignal(signal.SIGTERM)
+
+
+def test_workers_take_sigterm_as_the_kernel_does_under_run_main() -> None:
+    """run_main turns SIGTERM into an interrupt with a Python handler; a pool worker blocked on
+    the task queue's lock could not run it, and Pool.terminate then waited for it forever."""
+    seen: list[object] = []
+
+    def main() -> None:
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # run_main's handler
+        seen.extend(parallel_map(sigterm_disposition, range(4), workers=2, desc="t", chunksize=1))
+
+    run_main(main)
+    assert seen == [signal.SIG_DFL] * 4
