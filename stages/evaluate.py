@@ -9,6 +9,7 @@ from sneakers.data import cache, load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import SCORED, evaluate
 from sneakers.explain import heatmaps_png
+from sneakers.features import Cached, FeatureStore, trunk_id
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
 from sneakers.inference import device_label, resolve_device, resolve_precision
@@ -23,6 +24,8 @@ from sneakers.plots import (
     write_robustness_data,
 )
 
+FEATURES = Path("data/features")
+
 
 def main() -> None:
     started = time.perf_counter()
@@ -32,12 +35,27 @@ def main() -> None:
     precision = resolve_precision(runtime.precision, device)
     model, network = artifact.load(Path("models/model.pt"), device)
     card = model.card
+    scorer, store = network, None
+    if card.part == "head":  # the features stage's cache of the same frozen trunk
+        store = FeatureStore(FEATURES, trunk_id(network, card.arch, device, precision))
+        scorer = Cached(network, store)
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), SCORED)
     cache(splits)  # robustness and history perturb test images in memory
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
     metrics, predictions, explained = evaluate(
-        network, card, splits, device, runtime.batch_size, precision, params.seed, histories
+        scorer,
+        card,
+        splits,
+        device,
+        runtime.batch_size,
+        precision,
+        params.seed,
+        histories,
+        network,
     )
+    if store is not None:
+        print(f"evaluate: features of {store.read} pictures read from {store.folder}, "
+              f"{store.computed} computed")  # fmt: skip
     train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
     metrics["run"] = {
         "device": device_label(device),

@@ -8,23 +8,25 @@ from pathlib import Path
 
 from dvclive import Live
 from sneakers import artifact, distributed
-from sneakers.artifact import Artifact
+from sneakers.artifact import Artifact, Fitted
 from sneakers.data import add_simulated, load_splits
-from sneakers.errors import run_main
+from sneakers.errors import SneakersError, run_main
 from sneakers.inference import resolve_device
-from sneakers.params import load_params
+from sneakers.params import Params, load_params
 from sneakers.preprocess import Recipe
-from sneakers.train import keep_in_memory, train
+from sneakers.train import keep_in_memory, train, train_head
 
 
 def main() -> None:
     params = load_params()
+    if params.model.train == "head":
+        train_head_stage(params)
+        return
     # A missing GPU, or too few for train.nproc_per_node, is reported before any data is read.
     distributed.check_gpus(params.train.nproc_per_node, resolve_device(params.runtime.device))
     if distributed.needs_launch(params.train.nproc_per_node):
         distributed.relaunch(__file__, params.train.nproc_per_node)
         return
-    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
     keep_in_memory(splits, params.train)
@@ -39,6 +41,25 @@ def main() -> None:
             return
     finally:
         distributed.leave()
+    save(params, fitted)
+
+
+def train_head_stage(params: Params) -> None:
+    """model.train head: a linear head on the features stage's cached features, one process."""
+    if params.train.nproc_per_node > 1:
+        raise SneakersError("train.nproc_per_node: model.train head fits a linear head in one "
+                            "process in seconds: set train.nproc_per_node to 1")  # fmt: skip
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
+    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    keep_in_memory(splits, params.train)
+    with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        fitted = train_head(splits, params.model, params.train, params.runtime, params.seed,
+                            live, params.augment, Path("data/features"))  # fmt: skip
+    save(params, fitted)
+
+
+def save(params: Params, fitted: Fitted) -> None:
+    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     model = Artifact.of(fitted, params.model, recipe, params.data.profile, params.merge.min_size)
     artifact.save(Path("models/model.pt"), model)
     print(f"train: best epoch {fitted.trained.best_epoch}, "

@@ -262,14 +262,17 @@ def synthetic_recipe(size: int = SYNTH_SIZE) -> Recipe:
 
 
 def train_synthetic(**overrides: Any) -> Trained:
-    """Train on fresh synthetic splits on the CPU with SYNTH_TRAIN, as overridden; `input` goes
-    to the model settings and `eval_precision` to the runtime ones, the rest to train's."""
+    """Train on fresh synthetic splits on the CPU with SYNTH_TRAIN, as overridden; `input`,
+    `part` and `pool` go to the model settings and `eval_precision` to the runtime ones, the
+    rest to train's."""
     from sneakers.artifact import Artifact
     from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
     from sneakers.train import train
 
     config = {**SYNTH_TRAIN, **overrides}
-    model = ModelSettings(arch=config.pop("arch"), input=config.pop("input", "rgb"))
+    part, pool = config.pop("part", "all"), config.pop("pool", "mean")
+    model = ModelSettings(arch=config.pop("arch"), input=config.pop("input", "rgb"), train=part,
+                          pool=pool)  # fmt: skip
     runtime = RuntimeSettings(device="cpu", precision=config.pop("eval_precision", "fp32"))
     seed = config.pop("seed")
     settings = TrainSettings(num_workers=0, **config)
@@ -337,8 +340,10 @@ GIT_ENV = {
 
 
 def tiny_pipeline_params() -> dict[str, Any]:
-    """The real params.yaml shrunk: a tiny demo profile, 64 px, one worker, two CPU epochs."""
+    """The real params.yaml shrunk: a tiny demo profile, 64 px, one worker, two CPU epochs of
+    the study's CNN (test_pipeline_head.py runs the pretrained backbone's head)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(arch="seed_cnn", train="all", pool="mean")
     params["data"]["profile"] = "demo"
     params["data"]["profiles"]["demo"] = TINY_DEMO
     params["merge"]["workers"] = 1

@@ -266,6 +266,13 @@ def test_a_model_file_from_before_min_size_loads_with_merges_default(tmp_path: P
     assert (card.min_size, card.smallest_side()) == (100, 100)
 
 
+def test_a_model_file_from_before_backbones_trained_all_of_itself(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(stored(make_artifact("seed_cnn"), ("part", "pool")), path)
+    card = artifact.load(path, CPU)[0].card
+    assert (card.part, card.pool) == ("all", "mean")
+
+
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
 def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path: Path, writer: str) -> None:
     marker, path = tmp_path / "pwned", tmp_path / "evil.pt"

@@ -108,3 +108,21 @@ def test_training_moves_the_trunk_from_its_imagenet_start(
              if k.startswith("net.") and not k.startswith("net._fc.")
              and v.is_floating_point() and not torch.equal(v, start[k[len("net."):]])]  # fmt: skip
     assert moved, "fine-tuning trains the trunk too"
+
+
+def test_top_trains_the_last_blocks_and_leaves_the_rest_bit_identical(
+    train_run: Callable[..., object],
+) -> None:
+    """model.train top: frozen layers, BatchNorm statistics included, are exactly the ImageNet
+    ones after training (precise BN recalibrates only what trains); the last blocks moved."""
+    run = train_run(arch="efficientnet_lite0", epochs=1, part="top")
+    start = load_weights("efficientnet_lite0")
+    trained = run.artifact.state_dict
+    network = run.network()
+    frozen = {f"net.{name}" for module in network.frozen()
+              for name, m in network.net.named_modules() if m is module}  # fmt: skip
+    assert frozen, "top freezes the stem and every block but the last ones"
+    for key, value in trained.items():
+        if key.startswith("net.") and not key.startswith("net._fc."):
+            same = torch.equal(value, start[key[len("net.") :]])
+            assert same == any(key.startswith(f + ".") for f in frozen), key

@@ -34,6 +34,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ("train_memory.py", ["--standardized", "{data}", "--split", ABSENT], "split.csv not found"),
         ("standardize_speed.py", ["--raw", ABSENT], "raw images not found"),
         ("dvc_overhead.py", [ABSENT], "is not a DVC repository"),
+        ("recipe_table.py", [ABSENT], "is not a DVC repository"),
         ("precision_parity.py", ["--model", ABSENT], "model not found"),
         ("spectral_peaks.py", ["--run", ABSENT], "index.csv not found"),
     ],

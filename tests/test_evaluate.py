@@ -318,7 +318,7 @@ def test_counterfactual_pictures_carry_the_intended_history() -> None:
     split = SplitData(torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(),
                       torch.tensor([1]), pd.DataFrame({"id": ["x"]}))  # fmt: skip
     card = make_artifact("seed_cnn", 40).card
-    out = counterfactual(split, card, 1.25, HISTORIES["real"])
+    out = counterfactual(split, card.preprocess, 1.25, HISTORIES["real"])
     assert out.shape == (1, 3, 40, 40) and out.dtype == torch.uint8
 
 

@@ -178,6 +178,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("split.fractions.val", -0.2, "split.fractions.val: is -0.2 (use more than 0"),
     ("split.fractions.holdout", 0.1, "split.fractions.holdout: is 'holdout'"),
     ("simulate.patch", 30, "simulate.patch: 30 is not a multiple of 2**depth (4)"),
+    ("model.train", "head", "model.train: head needs a pretrained backbone (model.arch "
+     "efficientnet_lite0 | efficientnet_lite1 | efficientnet_lite2); seed_cnn trains all"),
+    ("model.pool", "blocks", "model.pool: blocks needs a pretrained backbone"),
     ("train.nproc_per_node", 3, "train.batch_size: 32 does not divide by train.nproc_per_node 3: "
      "each process takes an equal share of the global batch (use 30 or 33)"),
     # what numpy and scikit-learn take as a seed

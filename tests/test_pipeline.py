@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "train", "evaluate"}
+STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "features", "train",
+          "evaluate"}  # fmt: skip
 RUN_TIME_KEYS = (
     "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
     "heatmap_seconds",
@@ -314,7 +315,7 @@ def test_simulated_fakes_join_training_only(pipeline: PipelineRun) -> None:
     splits do not (last here: this experiment leaves its results in the workspace)."""
     done = pipeline.sandbox.dvc("exp", "run", "-S", "simulate.enabled=true", check=False)
     assert_ok(done)
-    assert stages_run(done) == {"simulate", "train", "evaluate"}, done.stdout
+    assert stages_run(done) == {"simulate", "features", "train", "evaluate"}, done.stdout
     repo = pipeline.repo
     fakes = pd.read_csv(repo / "data" / "simulated" / "index.csv")
     split = pd.read_csv(repo / "data" / "split" / "split.csv")

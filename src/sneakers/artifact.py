@@ -26,7 +26,16 @@ from sneakers.data import CLASS_NAMES, MEAN, STD
 from sneakers.errors import SneakersError
 from sneakers.files import write_atomic
 from sneakers.model import build_model
-from sneakers.params import Arch, Input, MergeSettings, ModelSettings, explain, location
+from sneakers.params import (
+    Arch,
+    Input,
+    MergeSettings,
+    ModelSettings,
+    Part,
+    Pool,
+    explain,
+    location,
+)
 from sneakers.preprocess import Recipe
 
 FORMAT = "sneakers-model"
@@ -71,6 +80,10 @@ class Card(Record):
     # sha256 of the ImageNet weights a backbone started from (sneakers.backbones); None for the
     # architectures trained from scratch, and in files from before backbones.
     backbone_sha256: str | None = None
+    # model.train and model.pool: what of a backbone trained, and how its features are pooled
+    # (all and mean for the architectures trained from scratch, and in older files).
+    part: Part = "all"
+    pool: Pool = "mean"
     mean: float  # inputs are (pixel / 255 - mean) / std, every channel alike
     std: float
     trained: Trained
@@ -120,7 +133,8 @@ class Artifact:
         """The model file of a training run; min_size, the merge.min_size of its data."""
         card = Card(arch=model.arch, input=model.input, image_size=fitted.image_size,
                     class_names=list(CLASS_NAMES), threshold=fitted.threshold, preprocess=recipe,
-                    min_size=min_size, backbone_sha256=backbone_sha256(model.arch), mean=MEAN,
+                    min_size=min_size, backbone_sha256=backbone_sha256(model.arch),
+                    part=model.train, pool=model.pool, mean=MEAN,
                     std=STD, trained=fitted.trained,
                     data_profile=profile, versions=versions())  # fmt: skip
         return cls(card, fitted.state_dict)
@@ -128,8 +142,9 @@ class Artifact:
     def network(self, device: torch.device) -> nn.Module:
         """The network, weights loaded, in eval mode on device (channels_last)."""
         # Every weight comes from the file: a backbone's ImageNet ones are not read again.
-        model = build_model(self.card.arch, self.card.image_size, pretrained=False,
-                            input=self.card.input)  # fmt: skip
+        card = self.card
+        model = build_model(card.arch, card.image_size, pretrained=False, input=card.input,
+                            part=card.part, pool=card.pool)  # fmt: skip
         model.load_state_dict(self.state_dict)
         return model.to(device, memory_format=torch.channels_last).eval()
 

@@ -12,9 +12,10 @@ import torch
 
 from sneakers import artifact
 from sneakers.artifact import Card
+from sneakers.backbones import WEIGHTS
 from sneakers.errors import run_main
 from sneakers.inference import DEVICES, PRECISIONS
-from sneakers.model import count_parameters
+from sneakers.model import EfficientNetLite, count_parameters
 from sneakers.params import RuntimeSettings
 from sneakers.predict import OUTPUT_FORMATS, run
 
@@ -48,8 +49,27 @@ def info(path: Path) -> dict[str, Any]:
     """What a model file holds, without its weights (plus its test metrics, where known)."""
     loaded, model = artifact.load(path, torch.device("cpu"))
     card = loaded.card.model_dump(exclude={"format", "format_version"})
-    return {"model": str(path), "parameters": count_parameters(model), **card,
+    total = sum(p.numel() for p in model.parameters())
+    return {"model": str(path), "parameters": total, **backbone(loaded.card, model), **card,
             **eval_metrics(path, loaded.card)}  # fmt: skip
+
+
+TRAINED = {
+    "head": "the linear head only, on the frozen ImageNet trunk's pooled features",
+    "top": f"the last {EfficientNetLite.TOP_BLOCKS} blocks, the head convolution and the head",
+    "all": "every layer, starting from the ImageNet weights",
+}
+
+
+def backbone(card: Card, model: torch.nn.Module) -> dict[str, Any]:
+    """For a model on a pretrained backbone: which, its weights' package and sha256, and what
+    of it was trained."""
+    if card.backbone_sha256 is None:
+        return {}
+    return {"backbone": {"arch": card.arch, "package": WEIGHTS[card.arch].package,
+                         "weights_sha256": card.backbone_sha256, "pool": card.pool,
+                         "trained": f"{card.part}: {TRAINED[card.part]}",
+                         "trained_parameters": count_parameters(model)}}  # fmt: skip
 
 
 def eval_metrics(path: Path, card: Card) -> dict[str, Any]:

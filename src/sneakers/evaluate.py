@@ -16,6 +16,7 @@ from sneakers.history import History, resample, with_history
 from sneakers.inference import predict_proba
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
+from sneakers.preprocess import Recipe
 from sneakers.split import EVAL
 
 SCORED = ("val", "test", EVAL)  # the splits evaluate scores; train is never loaded
@@ -66,6 +67,28 @@ def split_metrics(predictions: pd.DataFrame, threshold: float, seed: int) -> dic
     return out
 
 
+def robustness_batches(test: SplitData, recipe: Recipe) -> dict[str, torch.Tensor]:
+    """The test pictures under each perturbation, and after each resample (then standardized,
+    as a user's resized photo is): uint8 batches by condition name."""
+    out = {
+        name: test.images if perturbation is None else apply_to_batch(test.images, perturbation)
+        for name, perturbation in CONDITIONS.items()
+    }
+    for scale in RESAMPLE_SCALES:
+        out[f"resample_{scale}x"] = counterfactual(test, recipe, scale, None)
+    return out
+
+
+def history_batches(
+    test: SplitData, recipe: Recipe, histories: dict[str, History]
+) -> dict[str, torch.Tensor]:
+    """Every test picture resampled (content held fixed), then given each class's raw history."""
+    return {
+        owner: counterfactual(test, recipe, HISTORY_SCALE, history)
+        for owner, history in histories.items()
+    }
+
+
 def robustness(
     model: torch.nn.Module,
     card: Card,
@@ -75,16 +98,10 @@ def robustness(
     precision: str,
 ) -> dict[str, dict[str, Any]]:
     """Accuracy (at the fixed threshold; overall and per class) and ROC AUC of test under each
-    perturbation, and after each resample (then standardized, as a user's resized photo is)."""
+    of `robustness_batches`."""
     y = test.labels.numpy()
-    batches = {
-        name: test.images if perturbation is None else apply_to_batch(test.images, perturbation)
-        for name, perturbation in CONDITIONS.items()
-    }
-    for scale in RESAMPLE_SCALES:
-        batches[f"resample_{scale}x"] = counterfactual(test, card, scale, None)
     out: dict[str, dict[str, Any]] = {}
-    for name, images in batches.items():
+    for name, images in robustness_batches(test, card.preprocess).items():
         p_ai = predict_proba(model, images, device, batch_size, precision)
         correct = (p_ai >= card.threshold) == y
         out[name] = {"accuracy": float(correct.mean()), "roc_auc": roc_auc(y, p_ai),
@@ -93,11 +110,10 @@ def robustness(
 
 
 def counterfactual(
-    test: SplitData, card: Card, scale: float, history: History | None
+    test: SplitData, recipe: Recipe, scale: float, history: History | None
 ) -> torch.Tensor:
     """Every test picture resampled by scale, saved with a history (None: losslessly), then
     standardized with the model's own settings and decoded, as a uint8 N x 3 x H x W batch."""
-    recipe = card.preprocess
     out = []
     for image in test.images:
         raw = with_history(resample(image.permute(1, 2, 0).numpy(), scale), history)
@@ -118,13 +134,12 @@ def history_sensitivity(
     fixed) is given each class's raw history; and the shift in mean P(ai) between them."""
     y = test.labels.numpy()
     out: dict[str, Any] = {"scale": HISTORY_SCALE}
-    for owner, history in histories.items():
-        images = counterfactual(test, card, HISTORY_SCALE, history)
+    for owner, images in history_batches(test, card.preprocess, histories).items():
         p_ai = predict_proba(model, images, device, batch_size, precision)
         correct = (p_ai >= card.threshold) == y
         accuracy, mean_p_ai = class_means(correct, y), class_means(p_ai, y)
         out[f"{owner}_history"] = {
-            "history": history.describe(),
+            "history": histories[owner].describe(),
             **{c: {"accuracy": accuracy[c], "mean_p_ai": mean_p_ai[c]} for c in accuracy},
         }
     if {"real_history", "ai_history"} <= set(out):
@@ -227,16 +242,19 @@ def evaluate(
     precision: str,
     seed: int,
     histories: dict[str, History],
+    network: torch.nn.Module | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Explained]:
     """Metrics (nested, JSON-ready), the per-image predictions behind them and heatmaps of a
-    seeded choice of pictures; model, the card's network on device; precision is fp32 or bf16,
-    already resolved for the device; histories, each class's typical raw file
+    seeded choice of pictures; model, the card's network on device (or what scores as it does,
+    features.Cached; then network is the network itself, for the heatmaps); precision is fp32
+    or bf16, already resolved for the device; histories, each class's typical raw file
     (`history.dominant_histories` of the manifest), for the history test."""
     started = time.perf_counter()
     predictions = predict_splits(model, card, splits, device, batch_size, precision)
     seconds = time.perf_counter() - started
     started = time.perf_counter()
-    explained = explain_picks(model, splits, heatmap_picks(predictions, seed), device)
+    picks = heatmap_picks(predictions, seed)
+    explained = explain_picks(network or model, splits, picks, device)
     heatmap_seconds = time.perf_counter() - started
     metrics = {
         **split_metrics(predictions, card.threshold, seed),

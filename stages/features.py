@@ -1,0 +1,51 @@
+"""Stage features: a frozen backbone's features of every picture, kept in data/features.
+
+Only for model.train head; other models train their trunk, so there is nothing to keep. The
+folder persists between runs (dvc.yaml): a run computes only the pictures it has not seen with
+this trunk (sneakers.features).
+"""
+
+from pathlib import Path
+
+from sneakers.data import add_simulated, cache, load_splits
+from sneakers.errors import run_main
+from sneakers.evaluate import history_batches, robustness_batches
+from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.files import read_csv
+from sneakers.history import dominant_histories
+from sneakers.inference import resolve_device, resolve_precision
+from sneakers.params import load_params
+from sneakers.preprocess import Recipe
+
+OUT = Path("data/features")
+
+
+def main() -> None:
+    params = load_params()
+    net, runtime = params.model, params.runtime
+    OUT.mkdir(parents=True, exist_ok=True)
+    if net.train != "head":
+        print(f"features: model.train is {net.train}: the trunk trains, nothing to keep")
+        return
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    cache(splits)
+    model = frozen_backbone(net, params.standardize.size, device)
+    store = FeatureStore(OUT, trunk_id(model, net.arch, device, precision))
+    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
+    histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
+    conditions = robustness_batches(splits["test"], recipe)
+    conditions |= {
+        f"{k}_history": v for k, v in history_batches(splits["test"], recipe, histories).items()
+    }
+    fill(model, store, splits, conditions, params.augment, params.seed, device, precision,
+         runtime.batch_size)  # fmt: skip
+    part = store.save()
+    print(f"features: {store.read} read, {store.computed} computed with {store.folder.name}"
+          + (f" -> {part}" if part else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)
