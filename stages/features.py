@@ -24,8 +24,8 @@ def main() -> None:
     params = load_params()
     net, runtime = params.model, params.runtime
     OUT.mkdir(parents=True, exist_ok=True)
-    if net.train != "head":
-        print(f"features: model.train is {net.train}: the trunk trains, nothing to keep")
+    if net.part != "head":
+        print(f"features: {net.arch} trains {net.part} of itself: no frozen trunk, nothing to keep")
         return
     device = resolve_device(runtime.device)
     precision = resolve_precision(runtime.precision, device)

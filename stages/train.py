@@ -19,7 +19,7 @@ from sneakers.train import keep_in_memory, train, train_head
 
 def main() -> None:
     params = load_params()
-    if params.model.train == "head":
+    if params.model.part == "head":
         train_head_stage(params)
         return
     # A missing GPU, or too few for train.nproc_per_node, is reported before any data is read.

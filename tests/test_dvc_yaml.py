@@ -89,8 +89,10 @@ def params_read(script: Path) -> set[str]:
             read.add(section)  # the section (or seed) itself, whole
         elif parent.attr in model.model_fields:
             read.add(f"{section}.{parent.attr}")
-        else:  # a method: the fields it reads through self
-            source = textwrap.dedent(inspect.getsource(getattr(model, parent.attr)))
+        else:  # a method or property: the fields it reads through self
+            member = getattr(model, parent.attr)
+            member = member.fget if isinstance(member, property) else member
+            source = textwrap.dedent(inspect.getsource(member))
             read |= {
                 f"{section}.{n.attr}"
                 for n in ast.walk(ast.parse(source))

@@ -47,7 +47,7 @@ def head_run(features: Path, pool: str = "mean", augment: bool = False) -> HeadR
     splits = synthetic_splits()
     log = StubLog()
     fitted = train_head({k: splits[k] for k in ("train", "val")}, net, settings, runtime, 1, log,
-                        AugmentSettings(enabled=augment, views=1), features)  # fmt: skip
+                        AugmentSettings(views=int(augment)), features)  # fmt: skip
     return HeadRun(splits, Artifact.of(fitted, net, synthetic_recipe(), "synthetic"), log)
 
 
@@ -88,7 +88,7 @@ def test_after_the_features_stage_training_computes_nothing(
     fresh = head_run(tmp_path / "unused", augment=True)
     splits = synthetic_splits()
     model, store = store_for(tmp_path)
-    augment = AugmentSettings(enabled=True, views=1)
+    augment = AugmentSettings(views=1)  # views are drawn whether or not `enabled` is set
     fill(model, store, splits, {}, augment, 1, CPU, "fp32", 32)
     assert store.save() is not None
     calls = trunk_calls(monkeypatch)
@@ -161,6 +161,7 @@ def test_the_saved_model_scores_as_training_and_the_cache_do(tmp_path: Path) -> 
     assert ((whole >= threshold) == val.labels.numpy()).mean() >= 0.9
     heat = heatmaps(network, val.images[:3], CPU)  # Grad-CAM on the head model's last map
     assert heat.shape == (3, SIZE, SIZE) and np.isfinite(heat).all()
+    assert heat.max() == pytest.approx(1.0)  # gradients reach the frozen trunk's last map
 
 
 def test_a_damaged_part_file_is_one_line(tmp_path: Path) -> None:

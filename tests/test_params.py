@@ -17,6 +17,7 @@ from sneakers.params import (
     DemoPhotos,
     DemoSource,
     KaggleSource,
+    ModelSettings,
     Params,
     PathSource,
     load_params,
@@ -178,9 +179,6 @@ BAD: list[tuple[str, Any, str]] = [
     ("split.fractions.val", -0.2, "split.fractions.val: is -0.2 (use more than 0"),
     ("split.fractions.holdout", 0.1, "split.fractions.holdout: is 'holdout'"),
     ("simulate.patch", 30, "simulate.patch: 30 is not a multiple of 2**depth (4)"),
-    ("model.train", "head", "model.train: head needs a pretrained backbone (model.arch "
-     "efficientnet_lite0 | efficientnet_lite1 | efficientnet_lite2); seed_cnn trains all"),
-    ("model.pool", "blocks", "model.pool: blocks needs a pretrained backbone"),
     ("train.nproc_per_node", 3, "train.batch_size: 32 does not divide by train.nproc_per_node 3: "
      "each process takes an equal share of the global batch (use 30 or 33)"),
     # what numpy and scikit-learn take as a seed
@@ -243,6 +241,15 @@ def test_a_profile_needs_both_labels_to_train_on(label: str) -> None:
 def test_every_batch_size_that_divides_among_the_processes_is_kept() -> None:
     params = changed("train", {"batch_size": 33, "nproc_per_node": 3})
     assert validate(params).train.batch_size == 33
+
+
+def test_a_backbones_settings_leave_other_networks_whole_with_a_note() -> None:
+    cnn = ModelSettings(arch="seed_cnn", train="head", pool="blocks")
+    assert (cnn.part, cnn.pooling) == ("all", "mean")
+    assert "seed_cnn trains all of itself" in cnn.ignored()
+    lite = ModelSettings(arch="efficientnet_lite0", train="head", pool="blocks")
+    assert (lite.part, lite.pooling, lite.ignored()) == ("head", "blocks", None)
+    assert ModelSettings(arch="gap_cnn").ignored() is None
 
 
 def test_the_largest_seed_numpy_takes_is_kept() -> None:

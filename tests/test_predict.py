@@ -20,16 +20,16 @@ import pytest
 import torch
 from conftest import encode_image, make_picture, write_bytes
 from PIL import Image
-from test_artifact import make_artifact, stored
+from test_artifact import TRAINED, make_artifact, stored
 
 import sneakers.cli
 from sneakers import artifact
-from sneakers.artifact import Artifact
+from sneakers.artifact import Artifact, Fitted
 from sneakers.cli import main
 from sneakers.data import load_splits
 from sneakers.evaluate import predict_splits
 from sneakers.model import build_model
-from sneakers.params import RuntimeSettings, StandardizeSettings
+from sneakers.params import ModelSettings, RuntimeSettings, StandardizeSettings
 from sneakers.predict import find_inputs, literal_base, run
 from sneakers.preprocess import Recipe
 from sneakers.standardize import standardize_manifest
@@ -54,6 +54,19 @@ def tiny_artifact() -> Artifact:
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     artifact.save(path, tiny_artifact())
+    return path
+
+
+@pytest.fixture(scope="module")
+def head_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EfficientNet-Lite0 with model.train head, meanmax pooling, a seeded head."""
+    network = build_model("efficientnet_lite0", SIZE, part="head", pool="meanmax")
+    torch.manual_seed(0)
+    torch.nn.init.normal_(network.net._fc.weight, std=0.05)
+    fitted = Fitted(network.state_dict(), SIZE, THRESHOLD, TRAINED)
+    settings = ModelSettings(arch="efficientnet_lite0", train="head", pool="meanmax")
+    path = tmp_path_factory.mktemp("head") / "model.pt"
+    artifact.save(path, Artifact.of(fitted, settings, RECIPE, "test"))
     return path
 
 
@@ -703,12 +716,15 @@ def test_output_into_a_missing_folder_is_refused_before_any_work(
 # --- the same P(ai) as the evaluate stage ---
 
 
+@pytest.mark.parametrize("model", ["model_path", "head_model_path"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_same_p_ai_as_the_evaluate_stage(
-    cli: Cli, model_path: Path, tmp_path: Path, precision: str
+    cli: Cli, model: str, tmp_path: Path, precision: str, request: pytest.FixtureRequest
 ) -> None:
     """Standardize raw files as the stage does, evaluate them, then predict on the raw files,
-    both in one precision (as evaluate and predict resolve `auto` alike on one machine)."""
+    both in one precision (as evaluate and predict resolve `auto` alike on one machine); for
+    the study's CNN and for a head on a pretrained backbone."""
+    model_path = request.getfixturevalue(model)
     raw = tmp_path / "raw"
     files = {
         "real/big.jpg": encode_image(make_picture(11, scale=40), "JPEG", quality=95),  # draft mode

@@ -134,7 +134,7 @@ class Artifact:
         card = Card(arch=model.arch, input=model.input, image_size=fitted.image_size,
                     class_names=list(CLASS_NAMES), threshold=fitted.threshold, preprocess=recipe,
                     min_size=min_size, backbone_sha256=backbone_sha256(model.arch),
-                    part=model.train, pool=model.pool, mean=MEAN,
+                    part=model.part, pool=model.pooling, mean=MEAN,
                     std=STD, trained=fitted.trained,
                     data_profile=profile, versions=versions())  # fmt: skip
         return cls(card, fitted.state_dict)

@@ -184,7 +184,7 @@ def fill(
     augmented views of train that the head trains on, and evaluate's test conditions."""
     for name, data in splits.items():
         embed(model, store, data.images, device, precision, batch_size, f"features {name}")
-    if augment.enabled and augment.views:
+    if augment.views:
         pictures = views(splits["train"].images, augment, seed, batch_size)
         embed(model, store, pictures, device, precision, desc="features train views")
     for name, images in conditions.items():

@@ -351,22 +351,33 @@ class SimulateSettings(Section):
 class ModelSettings(Section):
     arch: Arch = "seed_cnn"
     input: Input = "rgb"  # rgb | npr | spectrum (model.NPR, model.Spectrum)
-    # Backbones only: head (frozen trunk, cached features, a linear head) | top | all.
+    # A pretrained backbone's (other archs train all of themselves, pool the mean): head (frozen
+    # trunk, cached features, a linear head) | top | all; and how its features are pooled.
     train: Part = "all"
     pool: Pool = "mean"
 
     @model_validator(mode="after")
-    def _backbone_options(self) -> ModelSettings:
-        if self.arch not in BACKBONES:
-            for key, default in (("train", "all"), ("pool", "mean")):
-                if getattr(self, key) != default:
-                    raise KeyProblem(key, f"{getattr(self, key)} needs a pretrained backbone "
-                                     f"(model.arch {' | '.join(BACKBONES)}); {self.arch} trains "
-                                     f"all of itself with mean pooling: set {default}")  # fmt: skip
-        if self.train == "head" and self.input != "rgb":
+    def _head_reads_pictures(self) -> ModelSettings:
+        if self.part == "head" and self.input != "rgb":
             raise KeyProblem("input", f"{self.input} with train head: the frozen ImageNet trunk "
                              "only knows pictures (use rgb, or train top or all)")  # fmt: skip
         return self
+
+    @property
+    def part(self) -> Part:
+        """What trains: model.train for a pretrained backbone, all of any other network."""
+        return self.train if self.arch in BACKBONES else "all"
+
+    @property
+    def pooling(self) -> Pool:
+        return self.pool if self.arch in BACKBONES else "mean"
+
+    def ignored(self) -> str | None:
+        """A note when model.train or model.pool are set for a network they do not apply to."""
+        if (self.train, self.pool) == (self.part, self.pooling):
+            return None
+        return (f"note: model.train {self.train} and model.pool {self.pool} are a pretrained "
+                f"backbone's: {self.arch} trains all of itself")  # fmt: skip
 
 
 class RuntimeSettings(Section):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, StackDataset
 from tqdm import tqdm
@@ -42,7 +43,7 @@ from sneakers.inference import (
     to_input,
 )
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
-from sneakers.model import EfficientNetLite, build_model, count_parameters
+from sneakers.model import build_model, count_parameters
 from sneakers.params import (
     BACKBONES,
     AugmentSettings,
@@ -206,13 +207,21 @@ def recalibrate_batchnorm(
     layers reduce the statistics across ranks, so they are those of the whole batch.
     """
     mine = batches(images, batch_size, ranks.rank, ranks.world, workers)
-    # update_bn resets every BatchNorm layer; a backbone's frozen ones get theirs back.
-    frozen = model.frozen() if isinstance(model, EfficientNetLite) else []
-    kept = [copy.deepcopy(m.state_dict()) for m in frozen]
-    with autocast(device, precision):
-        torch.optim.swa_utils.update_bn((to_input(b, device) for b in mine), model)
-    for module, state in zip(frozen, kept, strict=True):
-        module.load_state_dict(state)
+    # torch.optim.swa_utils.update_bn, but only for the layers that train: it would also reset
+    # a backbone's frozen ones, which then normalise the pass with mean 0 and variance 1.
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.weight.requires_grad]
+    momenta = {m: m.momentum for m in layers}
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average: the exact mean over every batch
+    was_training = model.training
+    model.train()
+    with torch.no_grad(), autocast(device, precision):
+        for batch in mine:
+            model(to_input(batch, device))
+    for layer, momentum in momenta.items():
+        layer.momentum = momentum
+    model.train(was_training)
 
 
 def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
@@ -259,6 +268,8 @@ def train(
     eval_precision = resolve_precision(runtime.precision, device)
     eval_batch = runtime.batch_size
     on = device_label(device) + (f" x {ranks.world} processes" if ranks.world > 1 else "")
+    if net.ignored():
+        say(net.ignored())
     say(f"train: {net.arch} ({count_parameters(net_module):,} parameters) on {on} "
         f"in {precision}, {len(train_data)} train / {len(val_data)} val images "
         f"from {', '.join(sorted(set(train_data.rows['source'])))}")  # fmt: skip
@@ -323,7 +334,7 @@ def pick_threshold(settings: TrainSettings, y_val: np.ndarray, p_val: np.ndarray
 
 def backbone_options(net: ModelSettings) -> dict[str, str]:
     """build_model's part and pool, for the architectures that have them."""
-    return {"part": net.train, "pool": net.pool} if net.arch in BACKBONES else {}
+    return {"part": net.part, "pool": net.pooling} if net.arch in BACKBONES else {}
 
 
 def train_head(
@@ -336,8 +347,8 @@ def train_head(
     augment: AugmentSettings,
     features_dir: Path,
 ) -> Fitted:
-    """model.train head: the frozen trunk's features of train (and, with augment.enabled,
-    augment.views augmented copies of each train picture) and val, through the store the
+    """model.train head: the frozen trunk's features of train (and of augment.views augmented
+    copies of each train picture) and val, through the store the
     features stage filled, then scikit-learn's logistic regression as the linear head. One
     process; validated, thresholded and recorded as `train` does, as one epoch."""
     seed_everything(seed)
@@ -351,7 +362,7 @@ def train_head(
     embedded = {name: embed(model, store, data.images, device, precision, runtime.batch_size,
                             f"features {name}") for name, data in splits.items()}  # fmt: skip
     x, y = [embedded["train"]], [train_data.labels]
-    if augment.enabled and augment.views:
+    if augment.views:
         pictures = views(train_data.images, augment, seed, runtime.batch_size)
         x.append(embed(model, store, pictures, device, precision, desc="features train views"))
         y += [train_data.labels] * augment.views
