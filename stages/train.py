@@ -49,6 +49,7 @@ def train_head_stage(params: Params) -> None:
     if params.train.nproc_per_node > 1:
         raise SneakersError("train.nproc_per_node: model.train head fits a linear head in one "
                             "process in seconds: set train.nproc_per_node to 1")  # fmt: skip
+    resolve_device(params.runtime.device)  # a missing GPU is reported before any data is read
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
     keep_in_memory(splits, params.train)

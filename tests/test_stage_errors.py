@@ -80,6 +80,8 @@ CASES: list[tuple[str, str, Mutation, str]] = [
     ("empty path", "fetch", lambda p: set_key(p, "data.profiles.shared.0.path", ""),
      "data.profiles.shared[0].path: is empty"),
     ("one label", "fetch", real_only, "data.profiles.demo: trains on real pictures only"),
+    ("head under torchrun", "train", lambda p: set_key(p, "train.nproc_per_node", 2),
+     "train.nproc_per_node: model.train head fits a linear head in one process"),
 ]  # fmt: skip
 
 
@@ -119,14 +121,17 @@ def test_asking_for_cuda_without_a_gpu_is_one_line(tmp_path: Path) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["runtime"]["device"] = "cuda"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in ("train", "evaluate"):
+    for stage in ("features", "train", "evaluate"):
         assert_one_clear_line(run_stage(tmp_path, stage), "no CUDA GPU is visible")
+    params["model"].update(arch="seed_cnn")  # the train stage's other path
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_one_clear_line(run_stage(tmp_path, "train"), "no CUDA GPU is visible")
 
 
 # A stage's shape at its slowest: outputs built in a *.partial folder that the stage removes when
 # interrupted (as standardize and simulate do), with forked workers busy meanwhile.
 SLOW_STAGE = """
-import shutil, sys, time
+import shutil, signal, sys, time
 from multiprocessing import get_context
 from pathlib import Path
 from sneakers.errors import run_main
@@ -135,7 +140,9 @@ def main():
     staging = Path("out.partial")
     staging.mkdir()
     try:
-        with get_context("fork").Pool(2) as pool:
+        # as parallel.py makes its pools: workers take SIGTERM as the kernel does, not as
+        # run_main's handler (inherited through fork) would
+        with get_context("fork").Pool(2, signal.signal, (signal.SIGTERM, signal.SIG_DFL)) as pool:
             pool.map_async(time.sleep, [60, 60])
             print("working", flush=True)
             time.sleep(60)

@@ -230,6 +230,15 @@ def score(p_ai: np.ndarray, labels: torch.Tensor) -> tuple[float, float]:
     return log_loss(y, p_ai), float(np.mean((p_ai >= 0.5) == y))
 
 
+def log_epoch(log: Any, train_loss: float, train_acc: float, val_loss: float,
+              val_acc: float) -> None:  # fmt: skip
+    """One step of the DVCLive log: the epoch's losses and accuracies."""
+    for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
+                        ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
+        log.log_metric(name, value)
+    log.next_step()
+
+
 def train(
     splits: dict[str, SplitData],
     net: ModelSettings,
@@ -291,10 +300,7 @@ def train(
         p_val = predict_proba(net_module, val_data.images, device, eval_batch, eval_precision,
                               settings.num_workers)  # fmt: skip
         val_loss, val_acc = score(p_val, val_data.labels)
-        for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
-                            ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
-            log.log_metric(name, value)
-        log.next_step()
+        log_epoch(log, train_loss, train_acc, val_loss, val_acc)
         say(f"{desc}: train loss {train_loss:.4f} acc {train_acc:.3f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
         if val_loss < best["val_loss"]:
@@ -373,10 +379,7 @@ def train_head(
     (train_loss, train_acc), (val_loss, val_acc) = (
         score(p[name], splits[name].labels) for name in ("train", "val")
     )
-    for name, value in [("train/loss", train_loss), ("train/acc", train_acc),
-                        ("val/loss", val_loss), ("val/acc", val_acc)]:  # fmt: skip
-        log.log_metric(name, value)
-    log.next_step()
+    log_epoch(log, train_loss, train_acc, val_loss, val_acc)
     print(f"train: {net.arch} head ({count_parameters(model):,} parameters, {net.pool} pooling) "
           f"on {sum(len(v) for v in x)} feature rows ({store.read} read from {features_dir}, "
           f"{store.computed} computed) in {precision}, C {settings.head_c:g} | train loss "
