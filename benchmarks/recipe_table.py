@@ -30,8 +30,8 @@ ROBUSTNESS = ("jpeg_q50", "blur_sigma1", "downscale_0.5x", "resample_0.8x")
 
 def experiments(repo: Path) -> list[dict[str, Any]]:
     """Finished experiments: name, params.yaml and the metrics files' data."""
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo,
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"]
+    shown = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True)
     out = []
     for baseline in json.loads(shown.stdout):
         for exp in baseline.get("experiments") or []:
