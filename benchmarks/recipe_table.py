@@ -29,7 +29,8 @@ ROBUSTNESS = ("jpeg_q50", "blur_sigma1", "downscale_0.5x", "resample_0.8x")
 
 
 def experiments(repo: Path) -> list[dict[str, Any]]:
-    """Finished experiments: name, params.yaml and the metrics files' data."""
+    """Finished experiments: name, params.yaml and the metrics files' data; a name run again
+    (after a fix) counts once, as its latest run."""
     command = [sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"]
     shown = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True)
     out = []
@@ -41,8 +42,10 @@ def experiments(repo: Path) -> list[dict[str, Any]]:
             data = rev["data"]
             metrics = {k: v.get("data", {}) for k, v in data["metrics"].items()}
             params = data["params"]["params.yaml"]["data"]
-            out.append({"name": exp["name"], "params": params, "metrics": metrics})
-    return out
+            out.append({"name": exp["name"], "params": params, "metrics": metrics,
+                        "time": data.get("timestamp") or ""})  # fmt: skip
+    latest = {e["name"]: e for e in sorted(out, key=lambda e: e["time"])}
+    return list(latest.values())
 
 
 def wilson(hits: int, n: int) -> tuple[float, float]:
