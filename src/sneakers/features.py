@@ -150,9 +150,7 @@ class Cached(nn.Module):
         return self.model.head(features)
 
 
-def fit_head(
-    model: EfficientNetLite, x: Tensor, y: Tensor, c: float, seed: int
-) -> LogisticRegression:
+def fit_head(model: EfficientNetLite, x: Tensor, y: Tensor, c: float, seed: int) -> None:
     """scikit-learn's logistic regression (balanced classes, L2 of strength 1/c) on standardized
     features, written into the model's linear layer: logit(ai) - logit(real) = w . x + b."""
     scaler = StandardScaler().fit(x.numpy())
@@ -166,7 +164,6 @@ def fit_head(
         fc.bias.zero_()
         fc.weight[1] = torch.from_numpy(w).float()
         fc.bias[1] = float(b)
-    return clf
 
 
 def fill(
@@ -179,13 +176,16 @@ def fill(
     device: torch.device,
     precision: str,
     batch_size: int,
-) -> None:
-    """Everything train and evaluate will ask of the trunk: every split's pictures, the
-    augmented views of train that the head trains on, and evaluate's test conditions."""
-    for name, data in splits.items():
-        embed(model, store, data.images, device, precision, batch_size, f"features {name}")
+) -> dict[str, Tensor]:
+    """Everything train and evaluate will ask of the trunk, through the store: every split's
+    pictures, the augmented views of train that the head trains on ("views": augment.views
+    copies of train, in turn) and evaluate's test conditions; the features by name."""
+    out = {name: embed(model, store, data.images, device, precision, batch_size,
+                       f"features {name}") for name, data in splits.items()}  # fmt: skip
     if augment.views:
         pictures = views(splits["train"].images, augment, seed, batch_size)
-        embed(model, store, pictures, device, precision, desc="features train views")
+        out["views"] = embed(model, store, pictures, device, precision, desc="features views")
     for name, images in conditions.items():
-        embed(model, store, images, device, precision, batch_size, f"features test {name}")
+        out[name] = embed(model, store, images, device, precision, batch_size,
+                          f"features test {name}")  # fmt: skip
+    return out

@@ -33,7 +33,7 @@ from sneakers.artifact import Fitted, Trained
 from sneakers.data import Images, SplitData, batches, cache
 from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
-from sneakers.features import FeatureStore, embed, fit_head, frozen_backbone, trunk_id, views
+from sneakers.features import FeatureStore, fill, fit_head, frozen_backbone, trunk_id
 from sneakers.inference import (
     autocast,
     device_label,
@@ -365,23 +365,20 @@ def train_head(
     model = frozen_backbone(net, image_size, device)
     store = FeatureStore(features_dir, trunk_id(model, net.arch, device, precision))
     started = time.perf_counter()
-    embedded = {name: embed(model, store, data.images, device, precision, runtime.batch_size,
-                            f"features {name}") for name, data in splits.items()}  # fmt: skip
-    x, y = [embedded["train"]], [train_data.labels]
-    if augment.views:
-        pictures = views(train_data.images, augment, seed, runtime.batch_size)
-        x.append(embed(model, store, pictures, device, precision, desc="features train views"))
-        y += [train_data.labels] * augment.views
-    fit_head(model, torch.cat(x), torch.cat(y), settings.head_c, seed)
+    embedded = fill(model, store, splits, {}, augment, seed, device, precision,
+                    runtime.batch_size)  # fmt: skip
+    x = torch.cat([embedded["train"], *([embedded["views"]] if augment.views else [])])
+    y = torch.cat([train_data.labels] * (1 + augment.views))
+    fit_head(model, x, y, settings.head_c, seed)
     with torch.no_grad():
-        p = {name: torch.softmax(model.head(f.to(device)).float(), 1)[:, 1].cpu().numpy()
-             for name, f in embedded.items()}  # fmt: skip
+        p = {name: torch.softmax(model.head(embedded[name].to(device)).float(), 1)[:, 1]
+             .cpu().numpy() for name in splits}  # fmt: skip
     (train_loss, train_acc), (val_loss, val_acc) = (
         score(p[name], splits[name].labels) for name in ("train", "val")
     )
     log_epoch(log, train_loss, train_acc, val_loss, val_acc)
     print(f"train: {net.arch} head ({count_parameters(model):,} parameters, {net.pool} pooling) "
-          f"on {sum(len(v) for v in x)} feature rows ({store.read} read from {features_dir}, "
+          f"on {len(x)} feature rows ({store.read} read from {features_dir}, "
           f"{store.computed} computed) in {precision}, C {settings.head_c:g} | train loss "
           f"{train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
           f"acc {val_acc:.3f}")  # fmt: skip
