@@ -19,6 +19,7 @@ from sneakers.plots import (
     samples_png,
     worst_png,
     write_cross_source_data,
+    write_generator_data,
     write_history_data,
     write_plot_data,
     write_robustness_data,
@@ -75,6 +76,7 @@ def main() -> None:
     write_robustness_data(metrics["robustness"], Path("metrics/plots/robustness.json"))
     write_history_data(metrics["history"], Path("metrics/plots/history.json"))
     write_cross_source_data(metrics["cross_source"], Path("metrics/plots/cross_source.json"))
+    write_generator_data(metrics["generators"], Path("metrics/plots/generators.json"))
     figures = Path("metrics/figures")
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")
@@ -89,6 +91,11 @@ def main() -> None:
         ]
         print(f"evaluate: eval source {name} (n={source['n']}): accuracy {source['accuracy']:.3f}, "
               + ", ".join(rates))  # fmt: skip
+    for name, made in metrics["generators"].items():
+        auc = made["roc_auc_vs"]["test"]
+        print(f"evaluate: generator {name} ({'seen' if made['seen'] else 'unseen'}, {made['in']}, "
+              f"n={made['n']}): detected {made['detection_rate']:.3f}, roc_auc vs test reals "
+              + (f"{auc:.3f}" if auc is not None else "n/a"))  # fmt: skip
 
 
 if __name__ == "__main__":

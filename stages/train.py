@@ -9,7 +9,7 @@ from pathlib import Path
 from dvclive import Live
 from sneakers import artifact, distributed
 from sneakers.artifact import Artifact, Fitted
-from sneakers.data import add_simulated, load_splits
+from sneakers.data import add_simulated, generator_masks, load_splits
 from sneakers.errors import SneakersError, run_main
 from sneakers.inference import resolve_device
 from sneakers.params import Params, load_params
@@ -29,6 +29,8 @@ def main() -> None:
         return
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    keep = generator_masks(splits, params.train.generators)
+    splits = {name: data.take(keep[name]) for name, data in splits.items()}
     keep_in_memory(splits, params.train)
     try:
         if distributed.is_main():

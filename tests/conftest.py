@@ -163,7 +163,8 @@ def model_like_trained(arch: str, size: int) -> torch.nn.Module:
 def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
     """Dark noise pictures; the ai ones carry a bright square, so any working CNN separates them.
 
-    Rows carry the index columns evaluate and plots read (id, label, source, brand, path);
+    Rows carry the index columns evaluate and plots read (id, label, source, brand, generator,
+    path);
     every third brand is missing, as for sources without brand names.
     """
     import torch
@@ -184,6 +185,9 @@ def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
             "source": ["gen-a" if i % 2 else "gen-b" for i in range(n)],
             "role": "train",
             "brand": [None if i % 3 == 0 else "nike" for i in range(n)],
+            "generator": [
+                ("gen-a" if i % 2 else "gen-b") if c else None for i, c in enumerate(labels)
+            ],  # fmt: skip
             "path": [f"{name}/{i:03d}.jpg" for i in range(n)],
         }
     )
@@ -204,7 +208,7 @@ def in_shards(splits: dict[str, SplitData], out_dir: Path) -> dict[str, SplitDat
         for k, image in enumerate(data.images):
             jpeg = encode_image(Image.fromarray(image.permute(1, 2, 0).numpy()), quality=95)
             meta = {"id": f"{name}-{k}", "label": "", "source": "", "role": "", "path": "",
-                    "brand": "", "group": ""}  # fmt: skip
+                    "brand": "", "generator": "", "group": ""}  # fmt: skip
             writer.add(tar_member(f"{k}.jpg", jpeg), [meta], [len(jpeg)])
         writer.close()
         out[name] = SplitData(ShardImages.of(shard_dir, writer.index()), data.labels, data.rows)

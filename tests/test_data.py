@@ -11,7 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from sneakers.data import ShardImages, SplitData, add_simulated, batches, cache, load_splits
+from sneakers.data import (
+    ShardImages,
+    SplitData,
+    add_simulated,
+    batches,
+    cache,
+    generator_masks,
+    generators_in,
+    load_splits,
+)
 from sneakers.errors import SneakersError
 from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 
@@ -49,6 +58,7 @@ def standardized(tmp_path: Path, encode: Callable[..., bytes]) -> tuple[Path, pd
             "role": "train",
             "path": [f"{i}.png" for i in range(len(SPLITS))],
             "brand": None,
+            "generator": ["src" if i % 2 else None for i in range(len(SPLITS))],
             "group": [f"img{i:02d}" for i in range(len(SPLITS))],
         }
     )
@@ -177,7 +187,7 @@ def simulated_dir(tmp_path: Path, encode: Callable[..., bytes], parents: list[st
     out.mkdir()
     rows = pd.DataFrame({"id": [f"{p}-sim" for p in parents], "label": "ai",
                          "source": "simulated-transposed", "role": "train", "path": "x.png",
-                         "brand": None, "group": parents})  # fmt: skip
+                         "brand": None, "generator": "autoencoder", "group": parents})  # fmt: skip
     white = encode(Image.new("RGB", (SIZE, SIZE), (255,) * 3), "JPEG", quality=95)
     index = write_shards(rows, [white] * len(parents), out, shard_size=4)
     index.assign(parent=parents, scale=1.0).to_csv(out / "index.csv", index=False)
@@ -221,3 +231,31 @@ def test_fakes_of_pictures_outside_the_train_split_are_refused(
     val_photo = split.loc[(split["split"] == "val") & (split["label"] == "real"), "id"].iloc[0]
     with pytest.raises(SneakersError, match="not real train photos: run `dvc repro simulate`"):
         add_simulated(train, simulated_dir(tmp_path, encode, [val_photo]))
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_generator_masks_keep_reals_and_the_chosen_generators_pictures(
+    train_and_split: tuple[SplitData, pd.DataFrame],
+    tmp_path: Path,
+    encode: Callable[..., bytes],
+    in_memory: bool,
+) -> None:
+    train, _ = train_and_split
+    photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
+    both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
+    if in_memory:
+        assert cache({"train": both})
+    splits = {"train": both, "val": train}
+    assert generators_in(both) == ["autoencoder", "src"]
+    every = generator_masks(splits, "all")
+    assert all(mask.all() for mask in every.values())
+    keep = generator_masks(splits, ["autoencoder"])
+    kept = both.take(keep["train"])
+    assert set(kept.rows["generator"].dropna()) == {"autoencoder"}
+    assert (kept.rows["label"] == "real").sum() == len(photos)
+    assert kept.labels.tolist() == (kept.rows["label"] == "ai").astype(int).tolist()
+    cache({"train": kept})
+    assert int(kept.images[kept.labels == 1].float().mean()) > 250  # the white fakes, not src's
+    with pytest.raises(SneakersError, match=r"^train.generators: dalle2 made no training picture "
+                       r"\(known: autoencoder, src\)$"):  # fmt: skip
+        generator_masks(splits, ["dalle2"])

@@ -20,6 +20,7 @@ from sneakers.data import SplitData
 from sneakers.evaluate import (
     RESAMPLE_SCALES,
     accuracy_by,
+    by_generator,
     counterfactual,
     cross_source,
     evaluate,
@@ -271,6 +272,27 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     assert cross["shop"]["roc_auc_vs"] == {"gen": pytest.approx(roc_auc(y[both], p_ai[both]))}
     assert cross_source(scored[scored["split"] != "eval"]) == {}
     assert set(split_metrics(scored, trained.artifact.card.threshold, 0)) == {"val", "test"}
+
+
+def test_by_generator_scores_each_generator_against_each_real_source() -> None:
+    frame = pd.DataFrame(
+        [
+            ("test", "real", "shop", None, 0.1), ("test", "real", "shop", None, 0.6),
+            ("test", "ai", "mj", "midjourney", 0.9), ("test", "ai", "mj", "midjourney", 0.7),
+            ("eval", "real", "other-shop", None, 0.2), ("eval", "real", "other-shop", None, 0.3),
+            ("eval", "ai", "gan", "stylegan2", 0.4), ("eval", "ai", "gan", "stylegan2", 0.25),
+            ("val", "ai", "mj", "midjourney", 0.01),  # never scored here
+        ],
+        columns=["split", "label", "source", "generator", "p_ai"],
+    )  # fmt: skip
+    frame["predicted"] = np.where(frame["p_ai"] >= 0.5, "ai", "real")
+    out = by_generator(frame, ["midjourney"])
+    assert list(out) == ["midjourney", "stylegan2"]
+    assert out["midjourney"] == {"n": 2, "in": "test", "seen": True, "detection_rate": 1.0,
+                                 "roc_auc_vs": {"test": 1.0, "other-shop": 1.0}}  # fmt: skip
+    gan = out["stylegan2"]
+    assert (gan["n"], gan["in"], gan["seen"], gan["detection_rate"]) == (2, "eval", False, 0.0)
+    assert gan["roc_auc_vs"] == {"test": 0.5, "other-shop": 0.75}
 
 
 def assert_nested_close(got: object, expected: object, where: str = "") -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import StubLog, synthetic_recipe, synthetic_splits
@@ -17,7 +18,15 @@ from sneakers.backbones import load_weights
 from sneakers.data import SplitData
 from sneakers.errors import SneakersError
 from sneakers.explain import heatmaps
-from sneakers.features import Cached, FeatureStore, embed, fill, trunk_id, views
+from sneakers.features import (
+    Cached,
+    FeatureStore,
+    embed,
+    fill,
+    sample_weights,
+    trunk_id,
+    views,
+)
 from sneakers.inference import predict_proba
 from sneakers.metrics import log_loss
 from sneakers.model import EfficientNetLite, build_model
@@ -172,3 +181,20 @@ def test_a_damaged_part_file_is_one_line(tmp_path: Path) -> None:
     part.write_bytes(b"not a torch file")
     with pytest.raises(SneakersError, match=r"unreadable feature cache.*delete .*dvc repro"):
         store_for(tmp_path)
+
+
+def test_generator_balance_weighs_each_generator_alike_and_the_classes_equally() -> None:
+    rows = pd.DataFrame({
+        "label": ["real"] * 6 + ["ai"] * 10,
+        "generator": [None] * 6 + ["midjourney"] * 8 + ["dalle2"] * 2,
+    })  # fmt: skip
+    ai = (rows["label"] == "ai").to_numpy()
+    for balance in ("label", "generator"):
+        w = sample_weights(rows, balance)
+        assert w[ai].sum() == pytest.approx(w[~ai].sum()) == pytest.approx(len(rows) / 2)
+    by_label, by_generator = sample_weights(rows, "label"), sample_weights(rows, "generator")
+    assert len(set(by_label[ai])) == 1  # scikit-learn's balanced class weights
+    made = rows["generator"].to_numpy()
+    assert by_generator[made == "dalle2"].sum() == pytest.approx(
+        by_generator[made == "midjourney"].sum()
+    )

@@ -20,7 +20,14 @@ from PIL import Image
 
 from sneakers.errors import SneakersError
 from sneakers.files import read_csv
-from sneakers.merge import COLUMNS, INDEXED_THRESHOLD, build_manifest, near_pairs, summarize
+from sneakers.merge import (
+    COLUMNS,
+    INDEXED_THRESHOLD,
+    build_manifest,
+    near_pairs,
+    summarize,
+    tie_named_groups,
+)
 from sneakers.params import MergeSettings, PathSource
 
 BRANDS = ["adidas", "converse", "nike"]
@@ -34,6 +41,7 @@ SOURCES = [
         path="/x/compiled.zip",
         labels={"real": "real", "ai-midjourney": "ai"},
         brand="prefix",
+        generator="midjourney",
     ),
 ]
 REFUSED = [
@@ -224,6 +232,35 @@ def test_labels_and_brands(manifest: pd.DataFrame) -> None:
     unlabeled = row(manifest, "compiled", "other/unsorted.jpg")
     assert pd.isna(unlabeled["label"]) or unlabeled["label"] == ""
     assert "real, ai-midjourney" in unlabeled["detail"]
+
+
+def test_an_ai_picture_names_its_generator_and_a_real_one_none(manifest: pd.DataFrame) -> None:
+    """A source's `generator`, or its name where it has none, on its AI pictures only."""
+    assert row(manifest, "compiled", "ai-midjourney/x.jpg")["generator"] == "midjourney"
+    assert row(manifest, "renders", "x.png")["generator"] == "renders"
+    reals = manifest[manifest["label"] == "real"]
+    assert len(reals) and reals["generator"].fillna("").eq("").all()
+
+
+def test_files_made_from_one_input_form_one_group_with_their_duplicates() -> None:
+    """A source's group pattern ties input_image000_* together; a duplicate group that holds
+    one of them (here of a file in another source) joins the whole group."""
+    paths = ["input_image000_encoded.jpg", "input_image000_sample01.jpg",
+             "input_image001_encoded.jpg", "input_image001_sample01.jpg", "loose.jpg"]  # fmt: skip
+    frame = pd.DataFrame({
+        "source": ["gan"] * 5 + ["other", "other"],
+        "path": [*paths, "copy.jpg", "alone.jpg"],
+        "status": "accepted",
+        "group": [None, None, None, "g00000", None, "g00000", None],
+    })  # fmt: skip
+    tied = tie_named_groups(frame, {"gan": r"input_image\d+"})
+    group = dict(zip(tied["path"], tied["group"], strict=True))
+    assert group["input_image000_encoded.jpg"] == group["input_image000_sample01.jpg"]
+    assert group["input_image000_encoded.jpg"] == "gan:input_image000"
+    assert group["input_image001_encoded.jpg"] == group["copy.jpg"] == "g00000"
+    assert group["input_image001_sample01.jpg"] == "g00000"
+    assert pd.isna(group["loose.jpg"]) and pd.isna(group["alone.jpg"])  # each its own
+    assert tie_named_groups(frame, {}).equals(frame)
 
 
 def test_encoding_facts_are_recorded(manifest: pd.DataFrame) -> None:

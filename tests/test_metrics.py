@@ -143,6 +143,18 @@ def test_bootstrap_auc_ci_skips_single_class_resamples() -> None:
     assert metrics.bootstrap_auc_ci([1, 1, 1], [0.2, 0.5, 0.8], n_boot=20) is None
 
 
+def test_choose_threshold_with_groups_counts_each_generator_alike() -> None:
+    """Nine easy MidJourney pictures and one hard DALL-E 2 one: pooled, missing the hard one
+    costs a tenth of the AI side; per generator, half of it, so the cut moves below it
+    (and one real picture goes over)."""
+    y = [0, 0, 0, 0] + [1] * 10
+    p = [0.1, 0.2, 0.3, 0.45] + [0.9] * 9 + [0.4]
+    groups = [""] * 4 + ["midjourney"] * 9 + ["dalle2"]
+    assert metrics.choose_threshold(y, p) == 0.5  # above the hard one: 0.95 balanced
+    assert metrics.choose_threshold(y, p, groups) == pytest.approx(0.35)
+    assert metrics.choose_threshold(y, p, [""] * 4 + ["one"] * 10) == metrics.choose_threshold(y, p)
+
+
 def test_choose_threshold_by_hand() -> None:
     # Only the cut between 0.3 and 0.4 separates the classes.
     assert metrics.choose_threshold([0, 0, 1, 1], [0.1, 0.3, 0.4, 0.9]) == pytest.approx(0.35)

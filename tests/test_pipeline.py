@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "features", "train",
-          "evaluate"}  # fmt: skip
+          "evaluate", "transfer"}  # fmt: skip
 RUN_TIME_KEYS = (
     "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
     "heatmap_seconds",
@@ -245,11 +245,11 @@ def test_forced_rerun_reproduces_model_and_metrics(pipeline: PipelineRun) -> Non
     assert after.model_sha256 == before.model_sha256
 
 
-def test_a_train_param_change_reruns_only_train_and_evaluate(pipeline: PipelineRun) -> None:
+def test_a_train_param_change_reruns_train_evaluate_and_transfer(pipeline: PipelineRun) -> None:
     done = pipeline.exp_run
     assert_ok(done)
-    assert stages_run(done) == {"train", "evaluate"}, done.stdout
-    for stage in STAGES - {"train", "evaluate"}:
+    assert stages_run(done) == {"train", "evaluate", "transfer"}, done.stdout
+    for stage in STAGES - {"train", "evaluate", "transfer"}:
         assert f"Stage '{stage}' didn't change, skipping" in done.stdout, stage
     eval_json = json.loads((pipeline.repo / "metrics" / "eval.json").read_text())
     assert eval_json["run"]["epochs"] == CHANGED_EPOCHS
@@ -303,7 +303,8 @@ def test_an_interrupted_run_resumes_to_the_same_results(
     assert not (sandbox.path / "models" / "model.pt").exists()
 
     resumed = sandbox.dvc("repro")
-    assert stages_run(resumed) == {"train", "evaluate"}, resumed.stdout
+    # transfer needs no model: dvc runs it after evaluate, so the interrupted run never did
+    assert stages_run(resumed) - {"transfer"} == {"train", "evaluate"}, resumed.stdout
     again, first = outputs(sandbox.path), pipeline.first_outputs
     assert data_stage_outs(again.lock) == data_stage_outs(first.lock)
     assert again.model_sha256 == first.model_sha256
@@ -315,7 +316,8 @@ def test_simulated_fakes_join_training_only(pipeline: PipelineRun) -> None:
     splits do not (last here: this experiment leaves its results in the workspace)."""
     done = pipeline.sandbox.dvc("exp", "run", "-S", "simulate.enabled=true", check=False)
     assert_ok(done)
-    assert stages_run(done) == {"simulate", "features", "train", "evaluate"}, done.stdout
+    rerun = {"simulate", "features", "train", "evaluate", "transfer"}
+    assert stages_run(done) == rerun, done.stdout
     repo = pipeline.repo
     fakes = pd.read_csv(repo / "data" / "simulated" / "index.csv")
     split = pd.read_csv(repo / "data" / "split" / "split.csv")

@@ -45,15 +45,54 @@ def test_the_head_pipeline_caches_features_once_and_reuses_them(head_sandbox: Sa
     assert eval_json["run"]["arch"] == "efficientnet_lite0"
     assert "0 computed" in re.search(r"^evaluate: features of .*$", first.stdout, re.M).group(0)
 
+    for name, made in {"demo-renders": "test", "demo-other-generator": "eval"}.items():
+        assert eval_json["generators"][name]["in"] == made
+        assert eval_json["generators"][name]["seen"] == (made == "test")
+    assert set(eval_json["generators"]["demo-renders"]["roc_auc_vs"]) == {"test", "demo-other-shop"}
+    transfer = json.loads((head_sandbox.path / "metrics" / "transfer.json").read_text())
+    assert transfer["generators"] == ["demo-compiled", "demo-renders"] and transfer["fits"] == 5
+    assert transfer["features"]["computed"] == 0
+    assert set(transfer["leave_one_out"]) == {"demo-compiled", "demo-renders"}
+    assert (head_sandbox.path / "metrics" / "transfer" / "matrix.png").stat().st_size > 0
+    shown = head_sandbox.dvc("metrics", "show", "--json").stdout
+    assert "leave_one_out" in shown and "roc_auc_vs" in shown
+
     forced = head_sandbox.dvc("repro", "--force", "--single-item", "features")
     assert features_line(forced.stdout) == (read + computed, 0)
+    again = head_sandbox.dvc("repro", "--force", "--single-item", "transfer")
+    assert_ok(again)
+    rerun = json.loads((head_sandbox.path / "metrics" / "transfer.json").read_text())
+    for key in ("matrix", "roc_auc", "leave_one_out", "n"):
+        assert rerun[key] == transfer[key], key  # deterministic for a seed
 
     head_sandbox.commit("first run")
     pooled = head_sandbox.dvc("exp", "run", "-S", "model.pool=blocks", check=False)
     assert_ok(pooled)
-    assert stages_run(pooled) == {"features", "train", "evaluate"}, pooled.stdout
+    assert stages_run(pooled) == {"features", "train", "evaluate", "transfer"}, pooled.stdout
     assert features_line(pooled.stdout)[1] == 0  # every pooling comes from one trunk pass
     assert "blocks pooling" in pooled.stdout and " 0 computed) " in pooled.stdout
     info = head_sandbox.run("sneakers", "info", "models/model.pt")
     backbone = json.loads(info.stdout)["backbone"]
     assert backbone["pool"] == "blocks" and backbone["trained"].startswith("head: ")
+
+
+def test_one_flag_trains_on_one_generator_and_scores_the_other_as_unseen(
+    head_sandbox: Sandbox,
+) -> None:
+    """train.generators: the other generator's train and val pictures are left out, its test
+    pictures scored as an unseen generator's; the model file names what it trained on."""
+    head_sandbox.commit("before one generator")
+    done = head_sandbox.dvc("exp", "run", "-S", "train.generators=[demo-renders]", check=False)
+    assert_ok(done)
+    assert stages_run(done) == {"train", "evaluate", "transfer"}, done.stdout
+    eval_json = json.loads((head_sandbox.path / "metrics" / "eval.json").read_text())
+    assert eval_json["generators"]["demo-renders"]["seen"]
+    assert not eval_json["generators"]["demo-compiled"]["seen"]
+    info = json.loads(head_sandbox.run("sneakers", "info", "models/model.pt").stdout)
+    assert info["trained"]["generators"] == ["demo-renders"]
+    transfer = json.loads((head_sandbox.path / "metrics" / "transfer.json").read_text())
+    assert transfer["generators"] == ["demo-renders"] and transfer["fits"] == 1
+    bad = head_sandbox.dvc("exp", "run", "-S", "train.generators=[dalle2]", check=False)
+    assert bad.returncode != 0
+    line = "train.generators: dalle2 made no training picture (known: demo-compiled, demo-renders)"
+    assert line in bad.stdout + bad.stderr

@@ -743,6 +743,7 @@ def test_same_p_ai_as_the_evaluate_stage(
             "path": list(files),
             "label": [rel.split("/")[0] for rel in files],
             "brand": None,
+            "generator": None,
             "group": None,
             "status": "accepted",
             "id": [f"{i:016x}" for i in range(len(files))],

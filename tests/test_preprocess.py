@@ -216,8 +216,30 @@ def test_fit_stretch_keeps_everything_without_bars() -> None:
         assert near(px[y, 4], RED, 30) and near(px[y, 32], GREEN, 30) and near(px[y, 59], BLUE, 30)
 
 
+def test_fit_native_keeps_the_centre_pixels_of_a_large_picture_and_enlarges_a_small_one() -> None:
+    """B-Free's lesson: no resize for a picture at least the output size, so a generator's
+    pixel-level traces survive; a smaller one is enlarged exactly as crop enlarges it."""
+    rng = np.random.default_rng(2)
+    big = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    out = np.asarray(fit(Image.fromarray(big), 40, "native"))
+    assert np.array_equal(out, big[15:55, 25:65])
+    small = Image.fromarray(big[:30, :36])
+    assert np.array_equal(np.asarray(fit(small, 40, "native")), np.asarray(fit(small, 40, "crop")))
+
+
+def test_native_fit_decodes_a_large_jpeg_at_full_scale(encode: Callable[..., bytes]) -> None:
+    """No DCT draft for native: the crop must be of the file's own pixels."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (320, 360, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels), "JPEG", quality=95)
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    out = Recipe(size=48, fit="native", resample=1.0, resample_jitter=0.0, jpeg_quality=90,
+                 max_pixels=MAX_PIXELS).fitted(data)  # fmt: skip
+    assert np.array_equal(np.asarray(out), decoded[136:184, 156:204])
+
+
 def test_unknown_fit_policy_is_refused() -> None:
-    assert FIT_POLICIES == ("crop", "pad", "stretch")
+    assert FIT_POLICIES == ("crop", "pad", "stretch", "native")
     with pytest.raises(ValueError, match="unknown fit policy 'zoom'"):
         fit(three_bands(), SIZE, "zoom")
 
@@ -264,6 +286,7 @@ def test_fit_at_the_target_size_gives_the_pixels_the_resize_would(policy: str) -
         "crop": lambda: ImageOps.fit(im, (40, 40), Image.Resampling.LANCZOS),
         "pad": lambda: ImageOps.pad(im, (40, 40), Image.Resampling.LANCZOS),
         "stretch": lambda: im.resize((40, 40), Image.Resampling.LANCZOS),
+        "native": lambda: im,
     }[policy]()
     assert np.array_equal(np.asarray(fit(im, 40, policy)), np.asarray(expected))
 

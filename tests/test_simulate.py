@@ -46,7 +46,8 @@ def make_split(raw: Path, readable: int = 8) -> pd.DataFrame:
             photo(i).save(raw / "src" / path, quality=95)
         role = "eval" if split == "eval" else "train"
         rows.append(dict(id=f"id{i:02d}", label=label, source="src", role=role, path=path,
-                         brand="", group=f"g{i // 2}", split=split))  # fmt: skip
+                         brand="", generator="src" if label == "ai" else "",
+                         group=f"g{i // 2}", split=split))  # fmt: skip
     return pd.DataFrame(rows)
 
 

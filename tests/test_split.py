@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sneakers.errors import SneakersError
+from sneakers.merge import tie_named_groups
 from sneakers.params import validate
 from sneakers.split import (
     EVAL,
@@ -80,6 +81,23 @@ def test_groups_never_straddle_splits() -> None:
         assert len(per_group) == 14
         assert (per_group == 1).all(), per_group[per_group > 1].to_dict()
         assert set(split["split"]) == set(SPLITS)
+
+
+def test_pictures_made_from_one_input_never_straddle_splits() -> None:
+    """BicycleGAN's 11 pictures per outline, grouped by merge's path pattern, as in the shared
+    profile: each outline's pictures land in one split for every seed."""
+    index = make_index(60, 40)
+    paths = [f"input_image{g:03d}_sample{k:02d}.jpg" for g in range(10) for k in range(11)]
+    gan = pd.DataFrame({"id": [f"b{i:015x}" for i in range(110)], "label": "ai", "group": None,
+                        "source": "bicyclegan", "path": paths, "role": "train",
+                        "status": "accepted"})  # fmt: skip
+    gan = tie_named_groups(gan, {"bicyclegan": r"input_image\d+"}).drop(columns="status")
+    index = pd.concat([index, gan], ignore_index=True)
+    for seed in range(5):
+        split = assign_splits(index, FRACTIONS, seed=seed)
+        outlines = split[split["source"] == "bicyclegan"].groupby("group")["split"]
+        assert len(outlines) == 10 and (outlines.nunique() == 1).all()
+        assert outlines.first().nunique() > 1  # the outlines themselves are spread
 
 
 def test_ungrouped_rows_are_their_own_group() -> None:

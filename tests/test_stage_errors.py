@@ -48,6 +48,7 @@ def real_only(params: dict[str, Any]) -> None:
     demo = params["data"]["profiles"]["demo"]
     del demo[1]  # the renders
     demo[1]["labels"]["ai-midjourney"] = "real"  # the compiled release's AI folder
+    del demo[1]["generator"]  # of AI pictures it no longer has
 
 
 Mutation = Callable[[dict[str, Any]], None]

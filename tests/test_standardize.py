@@ -42,7 +42,7 @@ def raw_and_manifest(
         sha = hashlib.sha256(data).hexdigest()
         rows.append({
             "source": source, "role": "train", "path": path, "label": label, "brand": "",
-            "status": status,
+            "generator": source if label == "ai" else "", "status": status,
             "reason": "" if status == "accepted" else "x", "group": group or None,
             "id": sha[:16] if status == "accepted" else None, "sha256": sha,
         })  # fmt: skip

@@ -61,6 +61,7 @@ class Trained(Record):
     precision: str  # training steps, resolved: fp32 | bf16
     eval_precision: str  # validation, resolved
     processes: int = 1  # torchrun processes that trained it (train.nproc_per_node, x nodes)
+    generators: list[str] = []  # whose AI pictures it trained on (none listed in older files)
 
 
 class Card(Record):

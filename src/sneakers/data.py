@@ -71,6 +71,10 @@ class ShardImages(Dataset):
                            np.concatenate([self.offsets, other.offsets]),
                            np.concatenate([self.lengths, other.lengths]))  # fmt: skip
 
+    def take(self, keep: np.ndarray) -> ShardImages:
+        """The images where keep (a boolean mask) is true, still in their shards."""
+        return ShardImages(self.shards, self.shard_of[keep], self.offsets[keep], self.lengths[keep])
+
     @property
     def nbytes(self) -> int:
         """What the decoded images take as one uint8 tensor."""
@@ -100,6 +104,36 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, keep: np.ndarray) -> SplitData:
+        """The pictures where keep (a boolean mask) is true."""
+        images = self.images.take(keep) if isinstance(self.images, ShardImages) else None
+        return SplitData(images if images is not None else self.images[torch.from_numpy(keep)],
+                         self.labels[torch.from_numpy(keep)],
+                         self.rows[keep].reset_index(drop=True))  # fmt: skip
+
+
+def generators_in(data: SplitData) -> list[str]:
+    """The generators of a split's AI pictures."""
+    ai = data.rows[data.rows["label"] == "ai"]
+    return sorted(set(ai["generator"].dropna()) - {""})
+
+
+def generator_masks(
+    splits: dict[str, SplitData], generators: str | list[str]
+) -> dict[str, np.ndarray]:
+    """Which train and val pictures a model learns from and is tuned on: every real one and the
+    AI ones of train.generators ("all": every generator); the others stay unseen."""
+    made = {name: splits[name].rows["generator"].fillna("") for name in ("train", "val")}
+    if generators == "all":
+        return {name: np.ones(len(g), bool) for name, g in made.items()}
+    known = sorted(set(made["train"]) - {""})
+    unknown = [g for g in generators if g not in known]
+    if unknown:
+        raise SneakersError(f"train.generators: {', '.join(unknown)} made no training picture "
+                            f"(known: {', '.join(known)})")  # fmt: skip
+    return {name: ((splits[name].rows["label"] == "real") | g.isin(generators)).to_numpy()
+            for name, g in made.items()}  # fmt: skip
 
 
 def load_splits(

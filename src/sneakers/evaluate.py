@@ -47,7 +47,7 @@ def predict_splits(
             continue
         data = splits[name]
         p_ai = predict_proba(model, data.images, device, batch_size, precision)
-        rows = data.rows[["id", "label", "source", "brand", "path"]].copy()
+        rows = data.rows[["id", "label", "source", "brand", "generator", "path"]].copy()
         rows["split"], rows["p_ai"] = name, p_ai
         rows["predicted"] = np.where(p_ai >= card.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
         frames.append(rows)
@@ -183,6 +183,32 @@ def cross_source(predictions: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+def by_generator(predictions: pd.DataFrame, seen: list[str]) -> dict[str, dict[str, Any]]:
+    """Per generator of the test split's and the held-out sources' AI pictures, at the fixed
+    threshold: n, where its pictures were (test, eval), whether the model trained on it, the
+    detection rate, and ROC AUC against the real test pictures and each real held-out source.
+    AUC ranks without the threshold: it survives where a threshold from other generators
+    fails (NPR's tables), so the two together say which one broke."""
+    scored = predictions[predictions["split"].isin(["test", EVAL])]
+    real = scored[scored["label"] == CLASS_NAMES[0]]
+    against = {"test": real[real["split"] == "test"]}
+    against |= {str(k): g for k, g in real[real["split"] == EVAL].groupby("source", sort=True)}
+    out: dict[str, dict[str, Any]] = {}
+    for name, ai in scored[scored["label"] == CLASS_NAMES[1]].groupby("generator", sort=True):
+        aucs = {}
+        for where, reals in against.items():
+            pair = pd.concat([reals, ai])
+            aucs[where] = roc_auc(pair["label"] == CLASS_NAMES[1], pair["p_ai"])
+        out[str(name)] = {
+            "n": len(ai),
+            "in": ", ".join(sorted(set(ai["split"]))),
+            "seen": name in seen,
+            "detection_rate": float((ai["predicted"] == CLASS_NAMES[1]).mean()),
+            "roc_auc_vs": aucs,
+        }
+    return out
+
+
 def heatmap_picks(predictions: pd.DataFrame, seed: int, per_group: int = 6) -> pd.DataFrame:
     """Which pictures the heatmap figure shows: for test and the held-out sources, per true
     class, the most confident mistakes first, taking turns between sources (at least half the
@@ -265,6 +291,7 @@ def evaluate(
             model, card, splits["test"], histories, device, batch_size, precision
         ),
         "cross_source": cross_source(predictions),
+        "generators": by_generator(predictions, card.trained.generators),
         "run": {  # val, test and eval scoring: what a user waits for
             "precision": precision,
             "images_per_second": round(len(predictions) / seconds, 2),

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -150,12 +151,29 @@ class Cached(nn.Module):
         return self.model.head(features)
 
 
-def fit_head(model: EfficientNetLite, x: Tensor, y: Tensor, c: float, seed: int) -> None:
-    """scikit-learn's logistic regression (balanced classes, L2 of strength 1/c) on standardized
-    features, written into the model's linear layer: logit(ai) - logit(real) = w . x + b."""
+def sample_weights(rows: pd.DataFrame, balance: str) -> np.ndarray:
+    """Each picture's weight in the head's loss, the two classes weighing the same in total.
+    label: every AI picture alike (scikit-learn's balanced class weights); generator: each
+    generator's pictures the same in total, so 24 DALL-E 2 pictures count as much as 1,237
+    MidJourney ones."""
+    n, ai = len(rows), (rows["label"] == "ai").to_numpy()
+    weights = np.where(ai, n / (2 * max(ai.sum(), 1)), n / (2 * max((~ai).sum(), 1)))
+    if balance == "generator" and ai.any():
+        made = rows["generator"].fillna("").to_numpy()[ai]
+        names, code, counts = np.unique(made, return_inverse=True, return_counts=True)
+        weights[ai] = n / (2 * len(names) * counts[code])
+    return weights
+
+
+def fit_head(
+    model: EfficientNetLite, x: Tensor, y: Tensor, c: float, seed: int, weights: np.ndarray
+) -> None:
+    """scikit-learn's logistic regression (per-picture weights, L2 of strength 1/c) on
+    standardized features, written into the model's linear layer: logit(ai) - logit(real) =
+    w . x + b."""
     scaler = StandardScaler().fit(x.numpy())
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
-    clf.fit(scaler.transform(x.numpy()), y.numpy())
+    clf = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+    clf.fit(scaler.transform(x.numpy()), y.numpy(), sample_weight=weights)
     w = clf.coef_[0] / scaler.scale_
     b = clf.intercept_[0] - float(np.dot(w, scaler.mean_))
     fc = model.net._fc

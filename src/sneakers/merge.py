@@ -28,8 +28,8 @@ from sneakers.probe import probe_bytes
 LOSSLESS = {"PNG", "BMP", "TIFF"}
 STATUSES = ("accepted", "rejected", "duplicate", "ignored")
 COLUMNS = [
-    "source", "role", "path", "label", "brand", "status", "reason", "detail", "group", "id",
-    "sha256", "format", "width", "height", "mode", "frames", "bytes", "jpeg_quality",
+    "source", "role", "path", "label", "brand", "generator", "status", "reason", "detail",
+    "group", "id", "sha256", "format", "width", "height", "mode", "frames", "bytes", "jpeg_quality",
     "subsampling", "icc", "phash", "dhash",
 ]  # fmt: skip
 # Above this near_threshold near_pairs compares all pairs: its blocks would be <= 7 bits, the
@@ -75,7 +75,8 @@ def build_manifest(
     manifest = manifest.sort_values(
         ["source", "path"], key=lambda c: c.map(order) if c.name == "source" else c
     ).reset_index(drop=True)
-    return mark_duplicates(manifest, settings.near_threshold, order)
+    manifest = mark_duplicates(manifest, settings.near_threshold, order)
+    return tie_named_groups(manifest, {s.name: s.group for s in sources if s.group})
 
 
 def read_fetch_report(raw_dir: Path, sources: list[Source]) -> dict[str, dict[str, Any]]:
@@ -122,7 +123,8 @@ def scan_source(root: Path) -> list[dict[str, Any]]:
 
 
 def describe(source: Source, rel: str, brands: list[str]) -> dict[str, str]:
-    """Label from the source (or its first matching folder) and brand from folder or prefix."""
+    """Label from the source (or its first matching folder), brand from folder or prefix, and
+    the generator of an AI picture."""
     parts = PurePosixPath(rel).parts
     label = source.label or next((source.labels[p] for p in parts[:-1] if p in source.labels), "")
     brand = ""
@@ -131,7 +133,7 @@ def describe(source: Source, rel: str, brands: list[str]) -> dict[str, str]:
     elif source.brand == "prefix":
         stem = parts[-1].lower()
         brand = next((b for b in brands if stem.startswith(b)), "")
-    return {"label": label, "brand": brand}
+    return {"label": label, "brand": brand, "generator": source.generator_of(label)}
 
 
 def probe_file(path: str, min_size: int, max_pixels: int) -> dict[str, Any]:
@@ -219,6 +221,33 @@ def duplicate_groups(hashes: pd.DataFrame, threshold: int) -> list[np.ndarray]:
     rows = np.argsort(number, kind="stable")
     members = np.split(rows, np.cumsum(np.bincount(number))[:-1])
     return [m for m in members if len(m) > 1]
+
+
+def tie_named_groups(manifest: pd.DataFrame, patterns: dict[str, str]) -> pd.DataFrame:
+    """Accepted files whose paths share their source's `group` pattern's first match (pictures
+    made from one input) form one group, joined with any duplicate group of a member's, so
+    that the split keeps them all on one side."""
+    key = pd.Series(np.nan, index=manifest.index, dtype=object)
+    for source, pattern in patterns.items():
+        rows = (manifest["source"] == source) & (manifest["status"] == "accepted")
+        found = manifest.loc[rows, "path"].str.extract(f"({pattern})", expand=True)[0]
+        key[rows] = source + ":" + found  # no match: the file is a group of its own
+    if key.isna().all():
+        return manifest
+    n, ends = len(manifest), []
+    for labels in (manifest["group"], key):  # an edge from each member to its group's first
+        codes = pd.factorize(labels)[0]
+        rows = np.flatnonzero(codes >= 0)
+        ends.append((rows, pd.Series(rows).groupby(codes[rows]).transform("first").to_numpy()))
+    src, dst = (np.concatenate(e) for e in zip(*ends, strict=True))
+    graph = coo_array((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    named = manifest["group"].groupby(component).transform("first")  # a duplicate group's name
+    named = named.fillna(key.groupby(component).transform("first"))
+    tied = manifest["group"].notna() | key.notna()
+    out = manifest.copy()
+    out.loc[tied, "group"] = named[tied]
+    return out
 
 
 def resolve_group(

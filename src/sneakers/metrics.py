@@ -145,8 +145,10 @@ def bootstrap_auc_ci(
     return float(low), float(high)
 
 
-def choose_threshold(y_true: ArrayLike, p_ai: ArrayLike) -> float:
+def choose_threshold(y_true: ArrayLike, p_ai: ArrayLike, groups: ArrayLike | None = None) -> float:
     """Threshold on P(ai) maximising balanced accuracy, meant to be fitted on validation data.
+    With groups (each picture's generator), the AI side is the mean of each group's detection
+    rate, so that a small generator counts as much as a large one.
 
     Candidates are 0.5 and the midpoints between consecutive distinct scores, so the chosen cut
     sits in the middle of a gap rather than on a training score. Ties go to the candidate closest
@@ -157,8 +159,10 @@ def choose_threshold(y_true: ArrayLike, p_ai: ArrayLike) -> float:
         return 0.5
     scores = np.unique(p)
     candidates = np.unique(np.append((scores[:-1] + scores[1:]) / 2, 0.5))
-    pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
-    tpr = 1 - np.searchsorted(pos, candidates, side="left") / pos.size  # share of ai >= t
+    g = np.zeros(len(y)) if groups is None else np.asarray(groups)
+    detected = [np.sort(p[(y == 1) & (g == k)]) for k in np.unique(g[y == 1])]
+    tpr = np.mean([1 - np.searchsorted(q, candidates, side="left") / q.size for q in detected], 0)
+    neg = np.sort(p[y == 0])
     tnr = np.searchsorted(neg, candidates, side="left") / neg.size  # share of real < t
     balanced = (tpr + tnr) / 2
     best = candidates[np.isclose(balanced, balanced.max(), rtol=0, atol=1e-12)]

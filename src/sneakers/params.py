@@ -30,7 +30,7 @@ from sneakers.errors import SneakersError
 
 Label = Literal["real", "ai"]
 Role = Literal["train", "eval"]  # eval: scored by evaluate only, never split, trained or tuned on
-Fit = Literal["crop", "pad", "stretch"]
+Fit = Literal["crop", "pad", "stretch", "native"]
 Upsample = Literal["transposed", "nearest", "bilinear"]
 Classifier = Literal["logistic", "tree"]
 Arch = Literal[
@@ -48,7 +48,8 @@ BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 Optimizer = Literal["adam", "adamw", "sgd"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
-THRESHOLD_RULES = ("val", "val_fpr")
+THRESHOLD_RULES = ("val", "val_fpr", "val_generator")
+Balance = Literal["label", "generator"]
 KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/versions/\d+$")
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 TAG = "kind:"  # prefix of union tags, which pydantic puts in error locations; dropped from them
@@ -166,6 +167,11 @@ class SourceBase(Section):
     labels: dict[Name, Label] = {}
     brand: Literal["folder", "prefix"] | None = None
     role: Role = "train"
+    # What made the source's AI pictures (midjourney, dalle2, ...); unset: the source's name.
+    generator: Name | None = None
+    # A regular expression: files whose paths share its first match are one group (pictures
+    # made from one input), kept in one split.
+    group: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -174,13 +180,32 @@ class SourceBase(Section):
             raise ValueError(f"{name!r} is not a folder-safe name (e.g. 'demo-photos')")
         return name
 
+    @field_validator("group")
+    @classmethod
+    def _pattern(cls, group: str | None) -> str | None:
+        try:
+            if group is not None and not re.compile(group).pattern:
+                raise re.error("is empty")
+        except re.error as err:
+            raise ValueError(f"{group!r} is not a regular expression ({err})") from None
+        return group
+
     @model_validator(mode="after")
     def _one_labelling(self) -> SourceBase:
         if (self.label is None) == (not self.labels):
             raise ValueError(
                 f"{self.name} needs either label: real|ai or labels: {{folder: real|ai}}"
             )
+        if self.generator and "ai" not in {self.label, *self.labels.values()}:
+            raise ValueError(
+                f"{self.name} has no ai pictures: generator names the maker of a source's ai "
+                "pictures (remove it)"
+            )
         return self
+
+    def generator_of(self, label: str) -> str:
+        """The generator of this source's pictures of a label: none for real ones."""
+        return (self.generator or self.name) if label == "ai" else ""
 
 
 class KaggleSource(SourceBase):
@@ -388,12 +413,19 @@ class RuntimeSettings(Section):
     batch_size: Positive = 64  # images per inference forward pass
 
 
+def _generators(value: Any) -> str | list[str]:
+    names = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    if value != "all" and not names:
+        raise ValueError(f"is {shown(value)} (use all, or a list of generators: [midjourney])")
+    return value
+
+
 def _threshold(value: Any) -> str | float:
     ok = value in THRESHOLD_RULES or (
         isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
     )
     if not ok:
-        rules = f"is {shown(value)} (use val, val_fpr or a number between 0 and 1)"
+        rules = f"is {shown(value)} (use val, val_fpr, val_generator or a number between 0 and 1)"
         raise ValueError(yaml_text(value, whole=False) or rules)
     return value
 
@@ -416,6 +448,10 @@ class TrainSettings(Section):
     nproc_per_node: Positive = 1
     # model.train head: scikit-learn's C (inverse L2 strength) of the logistic-regression head
     head_c: Annotated[float, Field(gt=0)] = 0.1
+    # The generators whose AI pictures train and validate ("all", or a list); the others are
+    # scored on test as unseen generators.
+    generators: Annotated[str | list[str], PlainValidator(_generators)] = "all"
+    balance: Balance = "label"  # head's sample weights: label (classes) | generator (each counts)
 
     @model_validator(mode="after")
     def _batch_splits_evenly(self) -> TrainSettings:

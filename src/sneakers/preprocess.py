@@ -94,7 +94,9 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def fit(im: Image.Image, size: int, policy: str) -> Image.Image:
-    """Make a size x size picture: crop (cover, centre), pad (contain, white) or stretch.
+    """Make a size x size picture: crop (cover, centre), pad (contain, white), stretch, or
+    native: the centre size x size of a picture at least that big, never resized (B-Free: a
+    resize erases a generator's pixel traces); smaller pictures are enlarged as crop does.
 
     A picture already size x size comes back as it is: every policy would only copy it.
     """
@@ -102,7 +104,10 @@ def fit(im: Image.Image, size: int, policy: str) -> Image.Image:
         return im
     if policy == "stretch":
         return im.resize((size, size), Image.Resampling.LANCZOS)
-    if policy == "crop":
+    if policy == "native" and min(im.size) >= size:
+        left, top = (im.width - size) // 2, (im.height - size) // 2
+        return im.crop((left, top, left + size, top + size))
+    if policy in ("crop", "native"):
         return ImageOps.fit(im, (size, size), Image.Resampling.LANCZOS)
     if policy == "pad":
         return ImageOps.pad(im, (size, size), Image.Resampling.LANCZOS, color=BACKGROUND)
@@ -157,7 +162,8 @@ def prepare(
     data: bytes, size: int, policy: str, max_pixels: int, resample: float, jitter: float
 ) -> Image.Image:
     """Raw file bytes to the upright RGB picture at size x size, before resample and encode."""
-    im = open_image(data, max_pixels, draft_size=round(size * (resample + jitter)))
+    draft = 0 if policy == "native" else round(size * (resample + jitter))  # native: every pixel
+    im = open_image(data, max_pixels, draft_size=draft)
     return fit(to_rgb(im), size, policy)
 
 

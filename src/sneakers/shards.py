@@ -14,7 +14,8 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-META_COLUMNS = ["id", "label", "source", "role", "path", "brand", "group"]  # from the manifest
+# From the manifest.
+META_COLUMNS = ["id", "label", "source", "role", "path", "brand", "generator", "group"]
 INDEX_COLUMNS = [*META_COLUMNS, "shard", "offset", "length"]
 
 

@@ -38,6 +38,7 @@ from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 # transposed: learned 4x4 stride-2 deconvolutions (DCGAN); nearest and bilinear: a fixed 2x
 # up-sampling then a 3x3 convolution (StyleGAN2 and the Stable Diffusion decoder use these).
 COLUMNS = [*META_COLUMNS, "parent", "scale"]
+GENERATOR = "autoencoder"  # the fakes' generator family, whatever the upsampling
 SPECTRUM_SAMPLE = 64  # pairs whose spectra the stage reports and draws
 
 
@@ -200,6 +201,7 @@ def simulate(
                 fake = recipe.finish(reconstruct(model, im, float(scale)), data)
                 meta = {**{k: row[k] for k in META_COLUMNS}, "id": f"{row['id']}-sim",
                         "label": "ai", "source": f"simulated-{settings.upsample}",
+                        "generator": GENERATOR,
                         "parent": row["id"], "scale": float(scale)}  # fmt: skip
                 shards.add(tar_member(f"{meta['id']}.jpg", fake), [meta], [len(fake)])
                 if len(pairs) < SPECTRUM_SAMPLE:

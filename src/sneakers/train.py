@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.utils.deterministic
 from torch import nn
@@ -30,10 +31,25 @@ from tqdm import tqdm
 
 from sneakers import distributed
 from sneakers.artifact import Fitted, Trained
-from sneakers.data import Images, SplitData, batches, cache
+from sneakers.data import (
+    CLASS_NAMES,
+    Images,
+    SplitData,
+    batches,
+    cache,
+    generator_masks,
+    generators_in,
+)
 from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
-from sneakers.features import FeatureStore, fill, fit_head, frozen_backbone, trunk_id
+from sneakers.features import (
+    FeatureStore,
+    fill,
+    fit_head,
+    frozen_backbone,
+    sample_weights,
+    trunk_id,
+)
 from sneakers.inference import (
     autocast,
     device_label,
@@ -312,7 +328,7 @@ def train(
             }
     if not ranks.main:
         return None
-    threshold = pick_threshold(settings, val_data.labels.numpy(), best["p_val"])
+    threshold = pick_threshold(settings, val_data.rows, best["p_val"])
     seconds = round(time.perf_counter() - started, 1)
     log.summary.update(
         best_epoch=best["epoch"],
@@ -323,16 +339,19 @@ def train(
     trained = Trained(epochs=settings.epochs, best_epoch=best["epoch"],
                       best_val_loss=best["val_loss"], seed=seed, device=device_label(device),
                       precision=precision, eval_precision=eval_precision,
-                      processes=ranks.world)  # fmt: skip
+                      processes=ranks.world, generators=generators_in(train_data))  # fmt: skip
     # Global BatchNorm layers keep plain BatchNorm's keys: the file loads into build_model's.
     state_dict = {k: v.cpu() for k, v in best["state"].items()}
     return Fitted(state_dict, image_size, float(threshold), trained)
 
 
-def pick_threshold(settings: TrainSettings, y_val: np.ndarray, p_val: np.ndarray) -> float:
-    """train.threshold: a rule applied to validation scores, or a number."""
+def pick_threshold(settings: TrainSettings, val: pd.DataFrame, p_val: np.ndarray) -> float:
+    """train.threshold: a rule applied to the validation pictures' (rows') scores, or a number."""
+    y_val = (val["label"] == CLASS_NAMES[1]).to_numpy(int)
     if settings.threshold == "val":
         return choose_threshold(y_val, p_val)
+    if settings.threshold == "val_generator":
+        return choose_threshold(y_val, p_val, val["generator"].fillna("").to_numpy())
     if settings.threshold == "val_fpr":
         return threshold_at_fpr(y_val, p_val, settings.target_fpr)
     return float(settings.threshold)
@@ -367,9 +386,16 @@ def train_head(
     started = time.perf_counter()
     embedded = fill(model, store, splits, {}, augment, seed, device, precision,
                     runtime.batch_size)  # fmt: skip
+    keep = generator_masks(splits, settings.generators)
+    copies = 1 + augment.views  # train, then each view of train, in the same order
     x = torch.cat([embedded["train"], *([embedded["views"]] if augment.views else [])])
-    y = torch.cat([train_data.labels] * (1 + augment.views))
-    fit_head(model, x, y, settings.head_c, seed)
+    x = x[torch.from_numpy(np.tile(keep["train"], copies))]
+    splits = {name: data.take(keep[name]) for name, data in splits.items()}
+    embedded = {name: embedded[name][torch.from_numpy(keep[name])] for name in splits}
+    train_data, val_data = splits["train"], splits["val"]
+    y = torch.cat([train_data.labels] * copies)
+    weights = np.tile(sample_weights(train_data.rows, settings.balance), copies)
+    fit_head(model, x, y, settings.head_c, seed, weights)
     with torch.no_grad():
         p = {name: torch.softmax(model.head(embedded[name].to(device)).float(), 1)[:, 1]
              .cpu().numpy() for name in splits}  # fmt: skip
@@ -379,16 +405,16 @@ def train_head(
     log_epoch(log, train_loss, train_acc, val_loss, val_acc)
     print(f"train: {net.arch} head ({count_parameters(model):,} parameters, {net.pool} pooling) "
           f"on {len(x)} feature rows ({store.read} read from {features_dir}, "
-          f"{store.computed} computed) in {precision}, C {settings.head_c:g} | train loss "
-          f"{train_loss:.4f} acc {train_acc:.3f} | val loss {val_loss:.4f} "
-          f"acc {val_acc:.3f}")  # fmt: skip
-    threshold = pick_threshold(settings, val_data.labels.numpy(), p["val"])
+          f"{store.computed} computed) in {precision}, C {settings.head_c:g}, "
+          f"{settings.balance} balance | train loss {train_loss:.4f} acc {train_acc:.3f} | val "
+          f"loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip
+    threshold = pick_threshold(settings, val_data.rows, p["val"])
     seconds = round(time.perf_counter() - started, 1)
     per_second = round(len(train_data) / max(seconds, 1e-3), 2)
     log.summary.update(best_epoch=1, best_val_loss=val_loss, seconds=seconds,
                        images_per_second=per_second)  # fmt: skip
     trained = Trained(epochs=1, best_epoch=1, best_val_loss=val_loss, seed=seed,
                       device=device_label(device), precision=precision,
-                      eval_precision=precision)  # fmt: skip
+                      eval_precision=precision, generators=generators_in(train_data))  # fmt: skip
     state_dict = {k: v.cpu() for k, v in model.state_dict().items()}
     return Fitted(state_dict, image_size, threshold, trained)

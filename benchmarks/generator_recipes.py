@@ -1,0 +1,161 @@
+"""Head recipes for many generators, over several seeds, from the feature cache.
+
+Reads an experiment workspace on the shared profile after one `dvc repro` (data/standardized,
+data/simulated, data/features, params.yaml). For each seed: the split drawn as the split stage
+draws it, the features of its pictures and views through the store (only a new seed's views are
+computed, and kept), then for each recipe (model.pool x train.head_c x train.balance x
+train.threshold, and MidJourney alone) the transfer stage's fits: the head on every training
+generator, without each and with each alone. A row pools its seeds: in-distribution test
+accuracy with a Wilson 95% interval, each held-out folder's rate (worst seed for real folders'
+false positives, mean detections for AI folders), ROC AUC of each held-out generator against
+the real test pictures and each generator's leave-one-out detection and AUC (means over seeds).
+
+    python benchmarks/generator_recipes.py REPO [--seeds 42 7 2026] [--json ROWS.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import fail
+from scipy.stats import binomtest
+from sklearn.exceptions import ConvergenceWarning
+
+from sneakers import transfer
+from sneakers.data import add_simulated, load_splits
+from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.files import read_csv
+from sneakers.inference import resolve_device, resolve_precision
+from sneakers.params import load_params
+from sneakers.split import assign_splits
+from sneakers.transfer import REAL, leave_one_out
+
+TARGET_FPR = 0.01  # val_fpr: at most 1% of validation reals called AI
+
+
+def memoized_fits() -> None:
+    """Fit each head once: recipes that differ only in the threshold rule share their fits."""
+    fit, memo = transfer.fit_head, {}
+
+    def fit_once(model, x, y, c, seed, weights):
+        key = (hashlib.sha256(x.numpy().tobytes() + weights.tobytes()).hexdigest(), c, seed)
+        if key not in memo:
+            fit(model, x, y, c, seed, weights)
+            memo[key] = {k: v.clone() for k, v in model.net._fc.state_dict().items()}
+        model.net._fc.load_state_dict(memo[key])
+
+    transfer.fit_head = fit_once
+
+
+def wilson(correct: int, n: int) -> str:
+    ci = binomtest(correct, n).proportion_ci(method="wilson")
+    return f"[{ci.low:.3f}, {ci.high:.3f}]"
+
+
+def seed_run(repo: Path, seed: int, recipes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every recipe's transfer metrics for one seed's split."""
+    params = load_params(repo / "params.yaml")
+    device = resolve_device("cpu")
+    precision = resolve_precision(params.runtime.precision, device)
+    index = read_csv(repo / "data/standardized/index.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        split_csv = Path(tmp) / "split.csv"
+        split = assign_splits(index, params.split.fractions, seed)
+        split.drop(columns=["shard", "offset", "length"]).to_csv(split_csv, index=False)
+        splits = load_splits(repo / "data/standardized", split_csv)
+    splits["train"] = add_simulated(splits["train"], repo / "data/simulated")
+    made = sorted(set(splits["train"].rows["generator"].dropna()) - {""})
+    out = []
+    for pool in dict.fromkeys(r["pool"] for r in recipes):  # the store holds every pooling
+        net = params.model.model_copy(update={"pool": pool})
+        model = frozen_backbone(net, params.standardize.size, device)
+        trunk = trunk_id(model, net.arch, device, precision)
+        store = FeatureStore(repo / "data/features", trunk)
+        embedded = fill(model, store, splits, {}, params.augment, seed, device, precision, 64)
+        store.save()
+        print(f"seed {seed}, {pool}: {store.read} features read, {store.computed} computed")
+        for recipe in (r for r in recipes if r["pool"] == pool):
+            generators = recipe["generators"] or made
+            keys = ("balance", "threshold", "head_c")
+            update = {k: recipe[k] for k in keys} | {"target_fpr": TARGET_FPR}
+            settings = params.train.model_copy(update=update)
+            result = leave_one_out(model, splits, embedded, generators, settings, seed)
+            out.append({**recipe, "seed": seed, **result})
+        print(f"  {pool}: {len(out)} recipes done", flush=True)
+    return out
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One recipe's row over its seeds."""
+    first = runs[0]
+    trained, correct, n = first["generators"], 0, 0
+    for run in runs:
+        rates, counts = run["matrix"]["all"], run["n"]
+        for col in [c for c in [*trained, REAL + "test"] if counts[c]]:
+            hit = rates[col] if col != REAL + "test" else 1 - rates[col]
+            correct += round(hit * counts[col])
+            n += counts[col]
+    row: dict[str, Any] = {"recipe": first["name"], "seeds": len(runs)}
+    row |= {"test acc": f"{correct / n:.3f}", "ci95": wilson(correct, n)}
+    columns = [c for c in first["matrix"]["all"] if c not in trained and c != REAL + "test"]
+    for col in columns:
+        rates = [run["matrix"]["all"][col] for run in runs]
+        if col.startswith(REAL):
+            row[f"FP {col.removeprefix(REAL)}"] = f"{max(rates):.3f}"
+        else:
+            row[f"det {col}"] = f"{np.mean(rates):.3f}"
+            row[f"auc {col}"] = f"{np.mean([run['roc_auc']['all'][col] for run in runs]):.3f}"
+    for g in first["leave_one_out"]:
+        row[f"loo det {g}"] = (
+            f"{np.mean([run['leave_one_out'][g]['detection_rate'] for run in runs]):.3f}"
+        )
+        row[f"loo auc {g}"] = f"{np.mean([run['leave_one_out'][g]['roc_auc'] for run in runs]):.3f}"
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repo", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 2026])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not (args.repo / "data/features").is_dir():
+        fail(f"{args.repo}/data/features is missing: run `dvc repro` there on the shared profile")
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    recipes = [{"name": "midjourney only, blocks, C 0.1, label balance, threshold val",
+                "generators": ["midjourney"], "pool": "blocks", "head_c": 0.1,
+                "balance": "label", "threshold": "val"}]  # fmt: skip
+    for pool, c, balance, threshold in itertools.product(
+        ("blocks", "meanmax"), (0.1, 1.0), ("label", "generator"),
+        ("val", "val_generator", "val_fpr"),
+    ):  # fmt: skip
+        name = f"all generators, {pool}, C {c:g}, {balance} balance, threshold {threshold}"
+        recipes.append({"name": name, "generators": None, "pool": pool, "head_c": c,
+                        "balance": balance, "threshold": threshold})  # fmt: skip
+    memoized_fits()
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    started = time.perf_counter()
+    runs = [run for seed in args.seeds for run in seed_run(args.repo, seed, recipes)]
+    rows = [pooled([r for r in runs if r["name"] == recipe["name"]]) for recipe in recipes]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    print(f"{len(runs)} recipe runs in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    main()

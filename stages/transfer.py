@@ -1,0 +1,53 @@
+"""Stage transfer: leave-one-generator-out fits of the head on the features stage's cache,
+metrics/transfer.json and the matrix "trained on X -> detects Y" (sneakers.transfer)."""
+
+from pathlib import Path
+
+from sneakers.data import add_simulated, generator_masks, generators_in, load_splits
+from sneakers.errors import run_main
+from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.files import write_json
+from sneakers.inference import resolve_device, resolve_precision
+from sneakers.params import load_params
+from sneakers.plots import transfer_png
+from sneakers.transfer import leave_one_out
+
+OUT = Path("metrics/transfer.json")
+FIGURE = Path("metrics/transfer/matrix.png")
+
+
+def main() -> None:
+    params = load_params()
+    net, runtime = params.model, params.runtime
+    if net.part != "head":
+        note = (f"model.train {net.part} trains the trunk: leave-one-generator-out refits a head "
+                "on cached features, so it needs model.train: head")  # fmt: skip
+        write_json(OUT, {"skipped": note})
+        transfer_png({}, FIGURE, note)
+        print(f"transfer: skipped: {note}")
+        return
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
+    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
+    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    model = frozen_backbone(net, params.standardize.size, device)
+    store = FeatureStore(Path("data/features"), trunk_id(model, net.arch, device, precision))
+    embedded = fill(model, store, splits, {}, params.augment, params.seed, device, precision,
+                    runtime.batch_size)  # fmt: skip
+    keep = generator_masks(splits, params.train.generators)
+    generators = generators_in(splits["train"].take(keep["train"]))
+    metrics = leave_one_out(model, splits, embedded, generators, params.train, params.seed)
+    metrics["features"] = {"read": store.read, "computed": store.computed}
+    write_json(OUT, metrics)
+    transfer_png(metrics, FIGURE)
+    print(f"transfer: {metrics['fits']} fits on {len(generators)} generators in "
+          f"{metrics['seconds']} s ({store.read} features read, {store.computed} "
+          "computed)")  # fmt: skip
+    for name, row in metrics["leave_one_out"].items():
+        print(f"transfer: without {name}: detects {row['detection_rate']:.3f} of its {row['n']} "
+              f"pictures, roc_auc {row['roc_auc']:.3f}, real test called AI "
+              f"{row['real_test_fpr']:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_main(main)
