@@ -40,8 +40,6 @@ from sneakers.params import load_params
 from sneakers.split import assign_splits
 from sneakers.transfer import REAL, leave_one_out
 
-TARGET_FPR = 0.01  # val_fpr: at most 1% of validation reals called AI
-
 
 def memoized_fits() -> None:
     """Fit each head once: recipes that differ only in the threshold rule share their fits."""
@@ -62,7 +60,9 @@ def wilson(correct: int, n: int) -> str:
     return f"[{ci.low:.3f}, {ci.high:.3f}]"
 
 
-def seed_run(repo: Path, seed: int, recipes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def seed_run(
+    repo: Path, seed: int, recipes: list[dict[str, Any]], target_fpr: float
+) -> list[dict[str, Any]]:
     """Every recipe's transfer metrics for one seed's split."""
     params = load_params(repo / "params.yaml")
     device = resolve_device("cpu")
@@ -87,7 +87,7 @@ def seed_run(repo: Path, seed: int, recipes: list[dict[str, Any]]) -> list[dict[
         for recipe in (r for r in recipes if r["pool"] == pool):
             generators = recipe["generators"] or made
             keys = ("balance", "threshold", "head_c")
-            update = {k: recipe[k] for k in keys} | {"target_fpr": TARGET_FPR}
+            update = {k: recipe[k] for k in keys} | {"target_fpr": target_fpr}
             settings = params.train.model_copy(update=update)
             result = leave_one_out(model, splits, embedded, generators, settings, seed)
             out.append({**recipe, "seed": seed, **result})
@@ -128,6 +128,11 @@ def main() -> None:
     parser.add_argument("repo", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 2026])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pools", nargs="+", default=["blocks", "meanmax"])
+    parser.add_argument("--c", type=float, nargs="+", default=[0.1, 1.0], help="train.head_c")
+    parser.add_argument("--balances", nargs="+", default=["label", "generator"])
+    parser.add_argument("--thresholds", nargs="+", default=["val", "val_generator", "val_fpr"])
+    parser.add_argument("--target-fpr", type=float, default=0.01, help="for val_fpr")
     args = parser.parse_args()
     if not (args.repo / "data/features").is_dir():
         fail(f"{args.repo}/data/features is missing: run `dvc repro` there on the shared profile")
@@ -136,16 +141,15 @@ def main() -> None:
                 "generators": ["midjourney"], "pool": "blocks", "head_c": 0.1,
                 "balance": "label", "threshold": "val"}]  # fmt: skip
     for pool, c, balance, threshold in itertools.product(
-        ("blocks", "meanmax"), (0.1, 1.0), ("label", "generator"),
-        ("val", "val_generator", "val_fpr"),
-    ):  # fmt: skip
+        args.pools, args.c, args.balances, args.thresholds
+    ):
         name = f"all generators, {pool}, C {c:g}, {balance} balance, threshold {threshold}"
         recipes.append({"name": name, "generators": None, "pool": pool, "head_c": c,
                         "balance": balance, "threshold": threshold})  # fmt: skip
     memoized_fits()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     started = time.perf_counter()
-    runs = [run for seed in args.seeds for run in seed_run(args.repo, seed, recipes)]
+    runs = [r for seed in args.seeds for r in seed_run(args.repo, seed, recipes, args.target_fpr)]
     rows = [pooled([r for r in runs if r["name"] == recipe["name"]]) for recipe in recipes]
     columns = list(dict.fromkeys(k for row in rows for k in row))
     print("| " + " | ".join(columns) + " |")

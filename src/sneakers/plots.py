@@ -101,7 +101,8 @@ def transfer_png(transfer: dict[str, Any], path: Path, note: str = "") -> None:
     else:
         sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="rocket_r",
                     cbar_kws={"label": "called AI"}, ax=ax)  # fmt: skip
-        ax.set(xlabel="pictures of (never learned from by that row)", ylabel="trained on",
+        ax.set(xlabel="pictures of (none learned from by that row; blank: none left to score)",
+               ylabel="trained on",
                title="Leave-one-generator-out: share called AI")  # fmt: skip
         ax.tick_params(axis="x", labelrotation=45)
     save_figure(fig, path)
