@@ -10,10 +10,9 @@ from pathlib import Path
 from sneakers.data import add_simulated, cache, load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import history_batches, robustness_batches
-from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.features import fill, trunk_and_store
 from sneakers.files import read_csv
 from sneakers.history import dominant_histories
-from sneakers.inference import resolve_device, resolve_precision
 from sneakers.params import load_params
 from sneakers.preprocess import Recipe
 
@@ -27,13 +26,10 @@ def main() -> None:
     if net.part != "head":
         print(f"features: {net.arch} trains {net.part} of itself: no frozen trunk, nothing to keep")
         return
-    device = resolve_device(runtime.device)
-    precision = resolve_precision(runtime.precision, device)
+    model, store, device, precision = trunk_and_store(params, OUT)
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
     cache(splits)
-    model = frozen_backbone(net, params.standardize.size, device)
-    store = FeatureStore(OUT, trunk_id(model, net.arch, device, precision))
     recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
     histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
     conditions = robustness_batches(splits["test"], recipe)

@@ -5,9 +5,8 @@ from pathlib import Path
 
 from sneakers.data import add_simulated, generator_masks, generators_in, load_splits
 from sneakers.errors import run_main
-from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.features import fill, trunk_and_store
 from sneakers.files import write_json
-from sneakers.inference import resolve_device, resolve_precision
 from sneakers.params import load_params
 from sneakers.plots import transfer_png
 from sneakers.transfer import leave_one_out
@@ -26,12 +25,9 @@ def main() -> None:
         transfer_png({}, FIGURE, note)
         print(f"transfer: skipped: {note}")
         return
-    device = resolve_device(runtime.device)
-    precision = resolve_precision(runtime.precision, device)
+    model, store, device, precision = trunk_and_store(params, Path("data/features"))
     splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
     splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
-    model = frozen_backbone(net, params.standardize.size, device)
-    store = FeatureStore(Path("data/features"), trunk_id(model, net.arch, device, precision))
     embedded = fill(model, store, splits, {}, params.augment, params.seed, device, precision,
                     runtime.batch_size)  # fmt: skip
     keep = generator_masks(splits, params.train.generators)

@@ -204,6 +204,14 @@ def train_and_split(
     return load_splits(out, tmp_path / "split.csv")["train"], split
 
 
+def with_fakes(
+    train: SplitData, tmp_path: Path, encode: Callable[..., bytes]
+) -> tuple[SplitData, list[str]]:
+    """train plus one white simulated fake of each real photo, and those photos' ids."""
+    photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
+    return add_simulated(train, simulated_dir(tmp_path, encode, photos)), photos
+
+
 @pytest.mark.parametrize("in_memory", [False, True])
 def test_add_simulated_appends_fakes_as_ai(
     train_and_split: tuple[SplitData, pd.DataFrame],
@@ -214,8 +222,7 @@ def test_add_simulated_appends_fakes_as_ai(
     train, _ = train_and_split
     if in_memory:
         assert cache({"train": train})
-    photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
-    both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
+    both, photos = with_fakes(train, tmp_path, encode)
     assert isinstance(both.images, torch.Tensor) == in_memory  # a streamed split stays streamed
     cache({"train": both})
     assert len(both) == len(train) + len(photos)
@@ -240,9 +247,8 @@ def test_generator_masks_keep_reals_and_the_chosen_generators_pictures(
     encode: Callable[..., bytes],
     in_memory: bool,
 ) -> None:
-    train, _ = train_and_split
-    photos = list(train.rows.loc[train.rows["label"] == "real", "id"])
-    both = add_simulated(train, simulated_dir(tmp_path, encode, photos))
+    train = train_and_split[0]
+    both, photos = with_fakes(train, tmp_path, encode)
     if in_memory:
         assert cache({"train": both})
     splits = {"train": both, "val": train}

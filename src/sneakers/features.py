@@ -28,9 +28,9 @@ from sneakers.backbones import backbone_sha256
 from sneakers.data import Images, ShardImages, SplitData, batches
 from sneakers.errors import SneakersError
 from sneakers.files import write_new
-from sneakers.inference import autocast, to_input
+from sneakers.inference import autocast, resolve_device, resolve_precision, to_input
 from sneakers.model import EfficientNetLite, build_model
-from sneakers.params import AugmentSettings, ModelSettings
+from sneakers.params import AugmentSettings, ModelSettings, Params
 from sneakers.perturb import augment_batch
 
 
@@ -38,6 +38,18 @@ def frozen_backbone(net: ModelSettings, image_size: int, device: torch.device) -
     """model.arch with its ImageNet weights, for model.train head: in eval mode on device."""
     model = build_model(net.arch, image_size, part="head", pool=net.pool)
     return model.to(device, memory_format=torch.channels_last).eval()
+
+
+def trunk_and_store(
+    params: Params, folder: Path
+) -> tuple[EfficientNetLite, FeatureStore, torch.device, str]:
+    """The frozen trunk on the runtime's device, its store in folder, the device and the
+    precision: what the features stage fills and the stages after it read."""
+    device = resolve_device(params.runtime.device)
+    precision = resolve_precision(params.runtime.precision, device)
+    model = frozen_backbone(params.model, params.standardize.size, device)
+    store = FeatureStore(folder, trunk_id(model, params.model.arch, device, precision))
+    return model, store, device, precision
 
 
 def trunk_id(model: EfficientNetLite, arch: str, device: torch.device, precision: str) -> str:
