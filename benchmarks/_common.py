@@ -182,6 +182,7 @@ def raw_manifest(raw_dir: Path, keep_ids: set[str] | None = None) -> pd.DataFram
                 "path": rel.as_posix(),
                 "label": label,
                 "brand": None,
+                "generator": "midjourney" if label == "ai" else None,
                 "status": "accepted",
                 "group": None,
                 "id": sha[:16],

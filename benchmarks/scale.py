@@ -110,7 +110,8 @@ def write_shards(out_dir: Path, n: int, seed: int) -> None:
         ids = [f"{k:016x}" for k in range(start, min(start + 1000, n))]
         jpegs = [synthetic_jpeg(rng, STREAM_SIDE, 90) for _ in ids]
         metas = [{"id": i, "label": "real", "source": "synthetic", "role": "train",
-                  "path": f"{i}.jpg", "brand": "", "group": ""} for i in ids]  # fmt: skip
+                  "path": f"{i}.jpg", "brand": "", "generator": "", "group": ""}
+                 for i in ids]  # fmt: skip
         members = b"".join(tar_member(f"{i}.jpg", data) for i, data in zip(ids, jpegs, strict=True))
         writer.add(members, metas, [len(data) for data in jpegs])
     writer.close()

@@ -249,3 +249,12 @@ def test_threshold_at_fpr_by_hand() -> None:
     assert metrics.threshold_at_fpr(y, p, 0.2) == pytest.approx(0.3)
     assert metrics.threshold_at_fpr(y, p, 0.0) == pytest.approx(0.97)  # no real called AI
     assert metrics.threshold_at_fpr([1, 1], [0.2, 0.9], 0.05) == 0.5
+
+
+@pytest.mark.parametrize("top", [0.8, 1.0])
+def test_threshold_at_fpr_above_a_real_that_outscores_every_ai_picture(top: float) -> None:
+    """No cut at a score keeps every real below it: the cut goes just above the highest
+    score, and stays below 1, which a model card requires (a real at 1.0 is then called AI)."""
+    t = metrics.threshold_at_fpr([0, 0, 1], [0.1, top, 0.7], 0.0)
+    assert 0 < t < 1
+    assert (t > top) == (top < 1) and t == pytest.approx(top)

@@ -46,6 +46,7 @@ PLOT_TITLES = [
     "Robustness (test accuracy)",
     "History sensitivity (test accuracy)",
     "Held-out sources (accuracy)",
+    "Generators (detection rate)",
 ]
 FIGURES = ["confusion.png", "samples.png", "worst.png", "heatmaps.png"]
 CHANGED_EPOCHS = 1
@@ -222,7 +223,8 @@ def test_plots_show_renders_each_plot_once(pipeline: PipelineRun) -> None:
         assert html.count(f"<p>metrics/figures/{name}</p>") == 1, name
         assert (static / f"workspace_metrics_figures_{name}").is_file(), name
     assert html.count("<p>metrics/audit/encodings.png</p>") == 1
-    assert html.count("<img ") == len(FIGURES) + 1
+    assert html.count("<p>metrics/transfer/matrix.png</p>") == 1  # a CNN's says why it is empty
+    assert html.count("<img ") == len(FIGURES) + 2
 
 
 def stable(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -340,7 +342,7 @@ def test_two_processes_train_under_torchrun(pipeline: PipelineRun) -> None:
                                 "-S", "train.memory_gb=0", "-S", "train.num_workers=1",
                                 check=False)  # fmt: skip
     assert_ok(done)
-    assert stages_run(done) == {"train", "evaluate"}, done.stdout
+    assert stages_run(done) == {"train", "evaluate", "transfer"}, done.stdout
     for said in (" parameters) on ", "images stream from the shards"):
         lines = [line for line in done.stdout.splitlines() if said in line]
         assert len(lines) == 1, done.stdout  # rank 0 alone prints

@@ -152,8 +152,8 @@ def test_a_queued_sweep_runs_one_experiment_per_value(committed: Sandbox) -> Non
             assert stages_run(log) == set(), log.stdout
             assert eval_json == without_lists(committed_eval)
         else:
-            assert stages_run(log) == {"train", "evaluate"}, log.stdout
-            for stage in STAGES - {"train", "evaluate"}:
+            assert stages_run(log) == {"train", "evaluate", "transfer"}, log.stdout
+            for stage in STAGES - {"train", "evaluate", "transfer"}:
                 assert f"Stage '{stage}' didn't change, skipping" in log.stdout, stage
 
 

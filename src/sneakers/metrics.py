@@ -176,7 +176,10 @@ def threshold_at_fpr(y_true: ArrayLike, p_ai: ArrayLike, target: float) -> float
     if not _has_both_classes(y):
         return 0.5
     fpr, _, thresholds = roc_curve(y, p, drop_intermediate=False)  # p >= threshold, as ours
-    return float(min(thresholds[fpr <= target][-1], 1.0))
+    lowest = thresholds[fpr <= target][-1]
+    if not np.isfinite(lowest):  # a real scores highest: only a cut above every score keeps it
+        lowest = np.nextafter(p.max(), np.inf)
+    return float(min(lowest, np.nextafter(1.0, 0.0)))  # a threshold is below 1 (model card)
 
 
 def classification_report(
