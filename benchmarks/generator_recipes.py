@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from _common import fail
 from scipy.stats import binomtest
 from sklearn.exceptions import ConvergenceWarning
@@ -133,12 +132,12 @@ def main() -> None:
     parser.add_argument("--balances", nargs="+", default=["label", "generator"])
     parser.add_argument("--thresholds", nargs="+", default=["val", "val_generator", "val_fpr"])
     parser.add_argument("--target-fpr", type=float, default=0.01, help="for val_fpr")
+    parser.add_argument("--alone", default="midjourney", help="the one-generator baseline row")
     args = parser.parse_args()
     if not (args.repo / "data/features").is_dir():
         fail(f"{args.repo}/data/features is missing: run `dvc repro` there on the shared profile")
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    recipes = [{"name": "midjourney only, blocks, C 0.1, label balance, threshold val",
-                "generators": ["midjourney"], "pool": "blocks", "head_c": 0.1,
+    recipes = [{"name": f"{args.alone} only, blocks, C 0.1, label balance, threshold val",
+                "generators": [args.alone], "pool": "blocks", "head_c": 0.1,
                 "balance": "label", "threshold": "val"}]  # fmt: skip
     for pool, c, balance, threshold in itertools.product(
         args.pools, args.c, args.balances, args.thresholds

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,3 +97,24 @@ def test_one_flag_trains_on_one_generator_and_scores_the_other_as_unseen(
     assert bad.returncode != 0
     line = "train.generators: dalle2 made no training picture (known: demo-compiled, demo-renders)"
     assert line in bad.stdout + bad.stderr
+
+
+def test_the_recipe_benchmark_scores_every_recipe_from_the_cache(head_sandbox: Sandbox) -> None:
+    """benchmarks/generator_recipes.py on the head pipeline's workspace: the seed's features
+    all come from the store, and the table has a row per recipe with the leave-one-out
+    columns."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_recipes.py"
+    done = head_sandbox.run(
+        sys.executable, str(script), str(head_sandbox.path), "--seeds", "42", "--pools", "mean",
+        "--c", "0.1", "--balances", "label", "generator", "--thresholds", "val", "val_fpr",
+        "--alone", "demo-renders",
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    filled = [line for line in lines if line.startswith("seed 42, ")]
+    assert len(filled) == 2, done.stdout  # the baseline row's blocks pooling, then mean
+    for line in filled:
+        assert re.fullmatch(r"seed 42, (blocks|mean): \d+ features read, 0 computed", line), line
+    rows = [line for line in lines if line.startswith("| ")]
+    assert "loo det demo-compiled" in rows[0] and len(rows) == 2 + 5  # header, rule, recipes
+    assert rows[2].startswith("| demo-renders only, ")
+    assert re.fullmatch(r"5 recipe runs in \d+ s", lines[-1]), lines[-1]
