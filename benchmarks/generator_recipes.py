@@ -30,7 +30,7 @@ from _common import fail
 from scipy.stats import binomtest
 from sklearn.exceptions import ConvergenceWarning
 
-from sneakers import transfer
+from sneakers import features
 from sneakers.data import add_simulated, load_splits
 from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
 from sneakers.files import read_csv
@@ -42,7 +42,7 @@ from sneakers.transfer import REAL, leave_one_out
 
 def memoized_fits() -> None:
     """Fit each head once: recipes that differ only in the threshold rule share their fits."""
-    fit, memo = transfer.fit_head, {}
+    fit, memo = features.fit_head, {}
 
     def fit_once(model, x, y, c, seed, weights):
         key = (hashlib.sha256(x.numpy().tobytes() + weights.tobytes()).hexdigest(), c, seed)
@@ -51,7 +51,7 @@ def memoized_fits() -> None:
             memo[key] = {k: v.clone() for k, v in model.net._fc.state_dict().items()}
         model.net._fc.load_state_dict(memo[key])
 
-    transfer.fit_head = fit_once
+    features.fit_head = fit_once  # what features.fit_head_on calls
 
 
 def wilson(correct: int, n: int) -> str:

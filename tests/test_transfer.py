@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sneakers import transfer
+from sneakers import features, transfer
 from sneakers.data import SplitData
 from sneakers.params import TrainSettings
 from sneakers.transfer import REAL, leave_one_out, plan
@@ -72,7 +72,7 @@ def test_a_left_out_generator_is_never_trained_or_tuned_on(
     their views) reaches fit_head, and no val picture of it reaches the threshold."""
     splits, embedded = synthetic()
     fitted, tuned = [], []
-    real_fit, real_pick = transfer.fit_head, transfer.pick_threshold
+    real_fit, real_pick = features.fit_head, transfer.pick_threshold
 
     def spy_fit(model, x, *args, **kwargs):
         fitted.append(x.clone())
@@ -82,7 +82,7 @@ def test_a_left_out_generator_is_never_trained_or_tuned_on(
         tuned.append(rows.copy())
         return real_pick(settings, rows, p)
 
-    monkeypatch.setattr(transfer, "fit_head", spy_fit)
+    monkeypatch.setattr(features, "fit_head", spy_fit)
     monkeypatch.setattr(transfer, "pick_threshold", spy_pick)
     result = leave_one_out(Head(), splits, embedded, list(GENERATORS), TrainSettings(), 0)
     names = list(plan(list(GENERATORS)))

@@ -107,10 +107,11 @@ class SplitData:
 
     def take(self, keep: np.ndarray) -> SplitData:
         """The pictures where keep (a boolean mask) is true."""
-        images = self.images.take(keep) if isinstance(self.images, ShardImages) else None
-        return SplitData(images if images is not None else self.images[torch.from_numpy(keep)],
-                         self.labels[torch.from_numpy(keep)],
-                         self.rows[keep].reset_index(drop=True))  # fmt: skip
+        mask = torch.from_numpy(keep)
+        images = (
+            self.images.take(keep) if isinstance(self.images, ShardImages) else self.images[mask]
+        )
+        return SplitData(images, self.labels[mask], self.rows[keep].reset_index(drop=True))
 
 
 def generators_in(data: SplitData) -> list[str]:

@@ -196,6 +196,28 @@ def fit_head(
         fc.bias[1] = float(b)
 
 
+def fit_head_on(
+    model: EfficientNetLite,
+    train: Tensor,
+    views: Tensor | None,
+    rows: pd.DataFrame,
+    keep: np.ndarray,
+    c: float,
+    balance: str,
+    seed: int,
+) -> int:
+    """fit_head on the train pictures where keep is true and on their augmented views (fill's
+    "views": copies of train, in turn), labelled and weighed from their rows; how many feature
+    rows it fitted. The train stage's head and the transfer stage's fits alike."""
+    copies = 1 + (0 if views is None else len(views) // max(len(train), 1))
+    x = torch.cat([train, *([] if views is None else [views])])
+    x = x[torch.from_numpy(np.tile(keep, copies))]
+    kept = rows[keep]
+    y = torch.tensor((kept["label"] == "ai").to_numpy(), dtype=torch.long).repeat(copies)
+    fit_head(model, x, y, c, seed, np.tile(sample_weights(kept, balance), copies))
+    return len(x)
+
+
 def fill(
     model: EfficientNetLite,
     store: FeatureStore,

@@ -42,14 +42,7 @@ from sneakers.data import (
 )
 from sneakers.distributed import Ranks
 from sneakers.errors import SneakersError
-from sneakers.features import (
-    FeatureStore,
-    fill,
-    fit_head,
-    frozen_backbone,
-    sample_weights,
-    trunk_id,
-)
+from sneakers.features import FeatureStore, fill, fit_head_on, frozen_backbone, trunk_id
 from sneakers.inference import (
     autocast,
     device_label,
@@ -387,15 +380,11 @@ def train_head(
     embedded = fill(model, store, splits, {}, augment, seed, device, precision,
                     runtime.batch_size)  # fmt: skip
     keep = generator_masks(splits, settings.generators)
-    copies = 1 + augment.views  # train, then each view of train, in the same order
-    x = torch.cat([embedded["train"], *([embedded["views"]] if augment.views else [])])
-    x = x[torch.from_numpy(np.tile(keep["train"], copies))]
+    fitted = fit_head_on(model, embedded["train"], embedded.get("views"), splits["train"].rows,
+                         keep["train"], settings.head_c, settings.balance, seed)  # fmt: skip
     splits = {name: data.take(keep[name]) for name, data in splits.items()}
     embedded = {name: embedded[name][torch.from_numpy(keep[name])] for name in splits}
     train_data, val_data = splits["train"], splits["val"]
-    y = torch.cat([train_data.labels] * copies)
-    weights = np.tile(sample_weights(train_data.rows, settings.balance), copies)
-    fit_head(model, x, y, settings.head_c, seed, weights)
     with torch.no_grad():
         p = {name: torch.softmax(model.head(embedded[name].to(device)).float(), 1)[:, 1]
              .cpu().numpy() for name in splits}  # fmt: skip
@@ -404,7 +393,7 @@ def train_head(
     )
     log_epoch(log, train_loss, train_acc, val_loss, val_acc)
     print(f"train: {net.arch} head ({count_parameters(model):,} parameters, {net.pool} pooling) "
-          f"on {len(x)} feature rows ({store.read} read from {features_dir}, "
+          f"on {fitted} feature rows ({store.read} read from {features_dir}, "
           f"{store.computed} computed) in {precision}, C {settings.head_c:g}, "
           f"{settings.balance} balance | train loss {train_loss:.4f} acc {train_acc:.3f} | val "
           f"loss {val_loss:.4f} acc {val_acc:.3f}")  # fmt: skip

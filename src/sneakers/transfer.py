@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from sneakers.data import CLASS_NAMES, SplitData
-from sneakers.features import fit_head, sample_weights
+from sneakers.features import fit_head_on
 from sneakers.metrics import roc_auc
 from sneakers.model import EfficientNetLite
 from sneakers.params import TrainSettings
@@ -55,7 +54,7 @@ def fit_and_score(
     model: EfficientNetLite,
     table: pd.DataFrame,
     features: Tensor,
-    views: list[Tensor],
+    views: Tensor | None,
     trained_on: list[str],
     settings: TrainSettings,
     seed: int,
@@ -64,19 +63,13 @@ def fit_and_score(
     the threshold on val alike, then score every generator on the pictures this fit never
     learned from or tuned on: test pictures for a trained generator, all of them for another;
     and each real source's test or held-out pictures."""
-    learned = ~table["ai"] | table["generator"].isin(trained_on)
+    learned = (~table["ai"] | table["generator"].isin(trained_on)).to_numpy()
     in_train = (table["split"] == "train").to_numpy()
-    train = in_train & learned.to_numpy()
-    own = torch.from_numpy(train[in_train])  # of train's rows, in train's (and views') order
-    x = torch.cat([features[torch.from_numpy(train)], *(v[own] for v in views)])
-    rows = table[train]
-    copies = 1 + len(views)
-    y = torch.tensor(rows["ai"].to_numpy(), dtype=torch.long).repeat(copies)
-    fit_head(model, x, y, settings.head_c, seed,
-             np.tile(sample_weights(rows, settings.balance), copies))  # fmt: skip
+    fit_head_on(model, features[torch.from_numpy(in_train)], views, table[in_train],
+                learned[in_train], settings.head_c, settings.balance, seed)  # fmt: skip
     with torch.no_grad():
         p_ai = torch.softmax(model.head(features).float(), 1)[:, 1].numpy()
-    val = ((table["split"] == "val") & learned).to_numpy()
+    val = (table["split"] == "val").to_numpy() & learned
     threshold = pick_threshold(settings, table[val], p_ai[val])
     called = p_ai >= threshold
     real_test = (~table["ai"] & (table["split"] == "test")).to_numpy()
@@ -114,9 +107,7 @@ def leave_one_out(
     embedded holds the features of every split and of train's views (features.fill)."""
     table = pictures(splits)
     features = torch.cat([embedded[name] for name in splits]).cpu()
-    n_train = len(splits["train"])
-    views = embedded.get("views", torch.zeros((0, features.shape[1])))
-    views = list(views.cpu().view(-1, n_train, features.shape[1]))  # augment.views copies
+    views = embedded["views"].cpu() if "views" in embedded else None
     model = model.cpu()  # a head on cached features: the trunk never runs here
     started = time.perf_counter()
     fits = {}
