@@ -4,6 +4,7 @@ batched probabilities."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -73,21 +74,35 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-@torch.no_grad()
-def predict_proba(
-    model: nn.Module,
-    images: Images,
-    device: torch.device,
-    batch_size: int,
-    precision: str,
-    workers: int = 0,
-) -> np.ndarray:
-    """P(ai) for every image, in order; precision is fp32 or bf16 (already resolved). Images in
-    the shards are decoded by `workers` DataLoader workers."""
-    model.eval()
-    out = []
-    for batch in batches(images, batch_size, workers=workers):
-        with autocast(device, precision):
-            logits = model(to_input(batch, device))
-        out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+@dataclass
+class Scorer:
+    """What scoring a picture takes, built once: the network, its device, a batch size and an
+    autocast context for the (resolved) precision. Train's validation, evaluate and predict all
+    score through one."""
+
+    model: nn.Module
+    device: torch.device
+    batch_size: int
+    precision: str  # fp32 or bf16, already resolved
+    workers: int = 0  # DataLoader workers decoding images that stream from the shards
+    autocast: torch.autocast = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.autocast = autocast(self.device, self.precision)
+
+    @torch.no_grad()
+    def proba(self, images: Images) -> np.ndarray:
+        """P(ai) for every image, in order."""
+        self.model.eval()
+        out = []
+        for batch in batches(images, self.batch_size, workers=self.workers):
+            with self.autocast:
+                logits = self.model(to_input(batch, self.device))
+            out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def predict_proba(model: nn.Module, images: Images, device: torch.device, batch_size: int,
+                  precision: str, workers: int = 0) -> np.ndarray:  # fmt: skip
+    """Temporary: removed once every caller uses Scorer."""
+    return Scorer(model, device, batch_size, precision, workers).proba(images)
