@@ -110,6 +110,23 @@ def test_write_plot_data(tmp_path: Path) -> None:
     assert sum(r["count"] for r in files["reliability.json"]) == len(TEST_ROWS)
 
 
+def test_write_plot_data_thins_the_curves_of_a_large_test_set(tmp_path: Path) -> None:
+    """Why ours and not Live.log_sklearn_plot: 3,000 distinct scores give sklearn 3,000 PR
+    points; the committed files keep 200 at most, strict JSON (no Infinity threshold)."""
+    rng = np.random.default_rng(0)
+    label = np.repeat(["real", "ai"], 1500)
+    p_ai = np.where(label == "ai", rng.beta(4, 1.5, label.size), rng.beta(1.5, 4, label.size))
+    frame = pd.DataFrame({"label": label, "p_ai": p_ai, "split": "test"})
+    write_plot_data(frame.assign(predicted=np.where(p_ai >= 0.5, "ai", "real")), tmp_path)
+
+    def strict(value: str) -> None:
+        raise ValueError(value)
+
+    for name in ("roc.json", "pr.json"):
+        rows = json.loads((tmp_path / name).read_text(), parse_constant=strict)
+        assert 2 <= len(rows) <= 200, name
+
+
 def test_confusion_png(tmp_path: Path) -> None:
     """4 x 3.4 inches at 100 dpi; the test rows give real [2 right, 1 wrong], ai [1 wrong,
     2 right]; calling the real t2 real too gives real [3, 0], and another picture."""

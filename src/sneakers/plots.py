@@ -19,6 +19,7 @@ from sneakers.files import write_json
 from sneakers.metrics import pr_points, reliability_bins, roc_points
 
 
+# Not Live.log_sklearn_plot: it keeps every curve point (PR: one per test picture), unthinned.
 def write_plot_data(predictions: pd.DataFrame, out_dir: Path) -> None:
     """Confusion rows, ROC, precision-recall and reliability points for the test split."""
     out_dir.mkdir(parents=True, exist_ok=True)
