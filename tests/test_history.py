@@ -14,16 +14,16 @@ import scipy.fft
 import yaml
 from PIL import Image, ImageFilter
 
-from sneakers.audit import history_audit
-from sneakers.errors import SneakersError
-from sneakers.history import (
+from sneakers.audit import (
     VALUES,
     ZIGZAG_AC,
     grid_break,
+    history_audit,
     history_features,
     luminance,
-    quality_table,
 )
+from sneakers.errors import SneakersError
+from sneakers.jpeg import quality_table
 from sneakers.merge import build_manifest
 from sneakers.params import AuditSettings, MergeSettings, PathSource, StandardizeSettings, validate
 from sneakers.probe import probe_bytes

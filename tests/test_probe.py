@@ -17,7 +17,8 @@ import imagehash
 import pytest
 from PIL import Image, ImageCms
 
-from sneakers.probe import jpeg_quality, judge_header, probe_bytes
+from sneakers.jpeg import jpeg_quality
+from sneakers.probe import judge_header, probe_bytes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/shoes-real-vs-ai"
 LIMITS = {"min_size": 32, "max_pixels": 1_000_000}
