@@ -25,7 +25,10 @@ from predict_speed import seconds, write_jpegs
 from sneakers import artifact
 from sneakers.errors import run_main
 from sneakers.explain import heatmaps, mass_in_box, object_box
-from sneakers.predict import Overlays, Row, find_inputs, prepare, score
+from sneakers.inference import Scorer
+from sneakers.predict import score
+from sneakers.predict_inputs import Row, find_inputs, prepare
+from sneakers.predict_output import Overlays
 
 CPU = torch.device("cpu")
 
@@ -41,6 +44,7 @@ def main() -> None:
     loaded, model = artifact.load(args.model, CPU)
     card, pre = loaded.card, loaded.card.preprocess
     threshold = card.threshold
+    scorer = Scorer(model, CPU, args.batch_size, "fp32")
     with tempfile.TemporaryDirectory() as tmp:
         if args.paths:
             paths = [r.path for r in find_inputs(args.paths).rows if r.error is None]
@@ -54,8 +58,7 @@ def main() -> None:
         def run(explain: bool) -> float:
             overlays = Overlays(Path(tmp) / "out", paths) if explain else None
             rows = [Row(p) for p in paths]
-            return seconds(lambda: score(rows, model, pre, threshold, CPU, args.batch_size,
-                                         "fp32", overlays))  # fmt: skip
+            return seconds(lambda: score(rows, scorer, pre, threshold, overlays))
 
         best = {"predict": float("inf"), "predict --explain": float("inf")}
         for r in range(args.rounds):

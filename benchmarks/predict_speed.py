@@ -9,8 +9,8 @@ folder, then measures, in one process with one torch thread count:
   torch.no_grad, channels_last, the same batches);
 - predict end-to-end: `sneakers.predict.score`, the code behind the command: read each file,
   check its header, standardize it (`standardize_bytes`), decode it (`data.decode`), stack the
-  batch and run `inference.predict_proba`;
-- model stage: the pictures decoded once beforehand, then only `predict_proba` on the batches.
+  batch and score it with an `inference.Scorer`;
+- model stage: the pictures decoded once beforehand, then only `Scorer.proba` on the batches.
 
 The three take turns batch by batch, in rotating order, for --rounds rounds, and each batch
 counts with its best time: on a shared machine a neighbour's burst of CPU use then slows all
@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from sneakers import artifact
 from sneakers.errors import run_main
-from sneakers.inference import predict_proba
-from sneakers.predict import Row, prepare, score, score_batch
+from sneakers.inference import Scorer
+from sneakers.predict import score, score_batch
+from sneakers.predict_inputs import Row, prepare
 from sneakers.preprocess import Recipe
 
 CPU = torch.device("cpu")
@@ -65,13 +65,14 @@ def seconds(work: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def pooled(paths: list[str], workers: int, model: nn.Module, pre: Recipe, batch: int) -> None:
+def pooled(paths: list[str], workers: int, scorer: Scorer, pre: Recipe) -> None:
     """End-to-end with preprocessing in a pool of spawned processes (what predict does not do)."""
+    batch = scorer.batch_size
     with get_context("spawn").Pool(workers) as pool:
         prepared = pool.imap(partial(prepare, pre=pre), paths, chunksize=8)
         for start in range(0, len(paths), batch):
             items = [(Row(p), next(prepared)[0]) for p in paths[start : start + batch]]
-            score_batch(items, model, 0.5, CPU, "fp32")
+            score_batch(items, scorer, 0.5)
 
 
 def main() -> None:
@@ -86,6 +87,7 @@ def main() -> None:
     loaded, model = artifact.load(args.model, CPU)
     card, pre = loaded.card, loaded.card.preprocess
     n, batch, threshold = args.images, args.batch_size, card.threshold
+    scorer = Scorer(model, CPU, batch, "fp32")
     print(f"model {args.model}: {card.arch} at {pre.size} px; {n} images, batch {batch}, "
           f"{torch.get_num_threads()} torch threads, best of {args.rounds} rounds")  # fmt: skip
 
@@ -107,11 +109,11 @@ def main() -> None:
             model(item[1])
 
         def end_to_end(item: tuple) -> None:
-            rows = score([Row(p) for p in item[0]], model, pre, threshold, CPU, batch, "fp32")
+            rows = score([Row(p) for p in item[0]], scorer, pre, threshold)
             assert all(r.error is None for r in rows), [r.error for r in rows]
 
         def model_stage(item: tuple) -> None:
-            predict_proba(model, item[2], CPU, batch, "fp32")
+            scorer.proba(item[2])
 
         measures = {"forward ceiling": forward, "predict end-to-end": end_to_end,
                     "model stage": model_stage}  # fmt: skip
@@ -130,8 +132,8 @@ def main() -> None:
             line = ", ".join(f"{name} {n / s:.2f}" for name, s in spent.items())
             if args.pool_workers:
                 rows = [Row(p) for p in paths]
-                serial = seconds(partial(score, rows, model, pre, threshold, CPU, batch, "fp32"))
-                pool = seconds(partial(pooled, paths, args.pool_workers, model, pre, batch))
+                serial = seconds(partial(score, rows, scorer, pre, threshold))
+                pool = seconds(partial(pooled, paths, args.pool_workers, scorer, pre))
                 whole = {"serial": min(whole["serial"], serial), "pool": min(whole["pool"], pool)}
             print(f"round {r}: {line} img/s")
 

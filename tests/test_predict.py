@@ -18,9 +18,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from conftest import encode_image, make_picture, write_bytes
+from helpers import (
+    encode_image,
+    make_artifact,
+    make_picture,
+    stored,
+    trained_record,
+    write_bytes,
+)
 from PIL import Image
-from test_artifact import TRAINED, make_artifact, stored
 
 import sneakers.cli
 from sneakers import artifact
@@ -28,9 +34,11 @@ from sneakers.artifact import Artifact, Fitted
 from sneakers.cli import main
 from sneakers.data import load_splits
 from sneakers.evaluate import predict_splits
+from sneakers.inference import Scorer
 from sneakers.model import build_model
 from sneakers.params import ModelSettings, RuntimeSettings, StandardizeSettings
-from sneakers.predict import find_inputs, literal_base, run
+from sneakers.predict import run
+from sneakers.predict_inputs import find_inputs, literal_base
 from sneakers.preprocess import Recipe
 from sneakers.standardize import standardize_manifest
 
@@ -63,7 +71,7 @@ def head_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     network = build_model("efficientnet_lite0", SIZE, part="head", pool="meanmax")
     torch.manual_seed(0)
     torch.nn.init.normal_(network.net._fc.weight, std=0.05)
-    fitted = Fitted(network.state_dict(), SIZE, THRESHOLD, TRAINED)
+    fitted = Fitted(network.state_dict(), SIZE, THRESHOLD, trained_record())
     settings = ModelSettings(arch="efficientnet_lite0", train="head", pool="meanmax")
     path = tmp_path_factory.mktemp("head") / "model.pt"
     artifact.save(path, Artifact.of(fitted, settings, RECIPE, "test"))
@@ -759,7 +767,7 @@ def test_same_p_ai_as_the_evaluate_stage(
     cpu = torch.device("cpu")
     loaded, model = artifact.load(model_path, cpu)
     assert loaded.card.preprocess == RECIPE
-    evaluated = predict_splits(model, loaded.card, splits, cpu, batch_size=64, precision=precision)
+    evaluated = predict_splits(Scorer(model, cpu, 64, precision), loaded.card, splits)
 
     code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json",
                        "--precision", precision)  # fmt: skip

@@ -17,7 +17,8 @@ from sneakers.errors import run_main
 from sneakers.inference import DEVICES, PRECISIONS
 from sneakers.model import EfficientNetLite, count_parameters
 from sneakers.params import RuntimeSettings
-from sneakers.predict import OUTPUT_FORMATS, run
+from sneakers.predict import run
+from sneakers.predict_output import OUTPUT_FORMATS
 
 STANDARD_MODEL = Path("models/model.pt")
 EVAL_METRICS = Path("metrics/eval.json")  # written by the evaluate stage beside models/
@@ -48,7 +49,10 @@ class Parser(argparse.ArgumentParser):
 def info(path: Path) -> dict[str, Any]:
     """What a model file holds, without its weights (plus its test metrics, where known)."""
     loaded, model = artifact.load(path, torch.device("cpu"))
-    card = loaded.card.model_dump(exclude={"format", "format_version"})
+    fields = loaded.card.model_dump(exclude={"format", "format_version"})
+    # The size lives in the recipe; shown beside the architecture, where users look for it.
+    arch = {key: fields.pop(key) for key in ("arch", "input")}
+    card = {**arch, "image_size": loaded.card.image_size, **fields}
     total = sum(p.numel() for p in model.parameters())
     return {"model": str(path), "parameters": total, **backbone(loaded.card, model), **card,
             **eval_metrics(path, loaded.card)}  # fmt: skip

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -75,11 +77,28 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary name, then rename: an interrupted run never leaves half a file."""
+    """Write to a new temporary name, then rename: an interrupted run never leaves half a file,
+    and a file already under the temporary name (another's, or a link) is never written over."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    data = data.encode() if isinstance(data, str) else data
+    for tmp in numbered(path.with_name(path.name + ".partial")):
+        try:
+            write_new(tmp, data)
+        except FileExistsError:
+            continue
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return
+
+
+def numbered(path: Path) -> Iterator[Path]:
+    """path, then path with -2, -3, ... after its stem: candidates for a file of our own."""
+    yield path
+    for n in itertools.count(2):
+        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
 
 
 def write_new(path: Path, data: bytes) -> None:
