@@ -27,19 +27,6 @@ SHARED_SPLIT = ROOT.parent / "sharedrun" / "data" / "split" / "split.csv"
 LABELS = {"real": "real", "ai-midjourney": "ai"}  # first folder -> label, as in params.yaml
 
 
-class NullLog:
-    """The part of DVCLive's Live that train() uses: keeps the summary, drops the metrics."""
-
-    def __init__(self) -> None:
-        self.summary: dict = {}
-
-    def log_metric(self, name: str, value: float) -> None:
-        pass
-
-    def next_step(self) -> None:
-        pass
-
-
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     """The standardized shared data a training benchmark reads, and the raw images to
     standardize again when it wants another size."""

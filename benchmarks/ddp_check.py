@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import _common  # noqa: F401  (importing it puts this checkout's src/ first on sys.path)
 import numpy as np
 import pandas as pd
 import torch
-from _common import NullLog
 
 from sneakers import distributed
 from sneakers.data import CLASS_NAMES, SplitData
+from sneakers.logs import MemoryLog
 from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 from sneakers.train import train
 
@@ -32,8 +33,10 @@ def synthetic(n: int, size: int, seed: int) -> SplitData:
     for i in np.flatnonzero(labels):
         y, x = rng.integers(0, size - side, 2)
         images[i, :, y : y + side, x : x + side] = 240
-    rows = pd.DataFrame({"id": [f"{seed}-{i}" for i in range(n)], "source": "synthetic",
-                         "label": [CLASS_NAMES[c] for c in labels]})  # fmt: skip
+    names = [CLASS_NAMES[c] for c in labels]
+    generator = [None if c == 0 else "synthetic" for c in labels]  # train() records generators
+    ids = [f"{seed}-{i}" for i in range(n)]
+    rows = pd.DataFrame({"id": ids, "source": "synthetic", "label": names, "generator": generator})
     return SplitData(torch.from_numpy(images), torch.from_numpy(labels).long(), rows)
 
 
@@ -47,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     splits = {"train": synthetic(args.images, args.size, 0),
               "val": synthetic(max(64, args.images // 8), args.size, 1)}  # fmt: skip
-    log = NullLog() if distributed.is_main() else None
+    log = MemoryLog() if distributed.is_main() else None
     started = time.perf_counter()
     settings = TrainSettings(epochs=args.epochs, lr=1e-3, batch_size=args.batch_size)
     fitted = train(splits, ModelSettings(), settings, RuntimeSettings(device=args.device), 0, log)

@@ -1,7 +1,5 @@
 """The model file (sneakers.artifact): a typed Card plus weights, safe to load (no code runs),
-and refused with one line when it is not ours, is of an older format or breaks the schema.
-
-`make_artifact` and `stored` build model files for the other tests (predict, cli, evaluate)."""
+and refused with one line when it is not ours, is of an older format or breaks the schema."""
 
 from __future__ import annotations
 
@@ -11,48 +9,26 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import model_like_trained, synthetic_recipe
-from torch import nn
+from helpers import (
+    MIN_SIZE,
+    SYNTH_SIZE,
+    make_artifact,
+    model_like_trained,
+    stored,
+    synthetic_recipe,
+    trained_record,
+)
 
 from sneakers import artifact
-from sneakers.artifact import Artifact, Card, Fitted, Trained
+from sneakers.artifact import Artifact, Card, Fitted
 from sneakers.data import CLASS_NAMES, MEAN, STD
 from sneakers.errors import SneakersError
 from sneakers.inference import to_input
 from sneakers.model import build_model
-from sneakers.params import MergeSettings, ModelSettings
-from sneakers.preprocess import Recipe
+from sneakers.params import ModelSettings
 
 CPU = torch.device("cpu")
-SIZE = 40
-MIN_SIZE = MergeSettings().min_size
-TRAINED = Trained(epochs=1, best_epoch=1, best_val_loss=0.25, seed=0, device="cpu",
-                  precision="fp32", eval_precision="fp32")  # fmt: skip
-
-
-def make_artifact(
-    arch: str = "gap_cnn",
-    size: int = SIZE,
-    threshold: float = 0.42,
-    recipe: Recipe | None = None,
-    model: nn.Module | None = None,
-    profile: str = "test",
-    min_size: int | None = MIN_SIZE,
-) -> Artifact:
-    """An Artifact as the train stage makes one: seeded weights with BatchNorm statistics that
-    are not trivial (or model's), the default standardize settings at size (or recipe), and
-    merge's default min_size (or min_size)."""
-    recipe = recipe or synthetic_recipe(size)
-    model = model or model_like_trained(arch, recipe.size)
-    fitted = Fitted(model.state_dict(), recipe.size, threshold, TRAINED)
-    return Artifact.of(fitted, ModelSettings(arch=arch), recipe, profile, min_size)
-
-
-def stored(model_file: Artifact, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
-    """What artifact.save writes (the card's fields and state_dict), with keys changed or
-    dropped: for files that break the schema."""
-    content = {**model_file.card.model_dump(), "state_dict": model_file.state_dict, **changes}
-    return {k: v for k, v in content.items() if k not in drop}
+SIZE = SYNTH_SIZE  # make_artifact's default
 
 
 class WritesMarker:
@@ -89,7 +65,8 @@ def test_a_card_records_the_model_data_and_code() -> None:
     assert (card.format, card.format_version) == ("sneakers-model", 2)
     assert (card.arch, card.input, card.image_size, card.threshold) == ("seed_cnn", "rgb", SIZE,
                                                                         0.3)  # fmt: skip
-    assert card.preprocess == recipe and card.trained == TRAINED and card.data_profile == "demo"
+    assert card.preprocess == recipe and card.data_profile == "demo"
+    assert card.trained == trained_record()
     assert card.min_size == card.smallest_side() == MIN_SIZE
     assert (card.class_names, card.mean, card.std) == (list(CLASS_NAMES), MEAN, STD)
     assert card.versions == artifact.versions()
@@ -118,6 +95,7 @@ def test_a_model_file_is_a_plain_dict_that_loads_with_weights_only(tmp_path: Pat
     raw = torch.load(path, map_location="cpu", weights_only=True)  # what a user may run
     assert raw["format"] == "sneakers-model" and raw["format_version"] == 2
     assert set(raw) == set(Card.model_fields) | {"state_dict"}
+    assert "image_size" not in raw and raw["preprocess"]["size"] == SIZE  # the size, once
     assert raw["preprocess"] == original.card.preprocess.model_dump()  # no mean/std inside
     assert (raw["mean"], raw["std"], raw["threshold"]) == (MEAN, STD, 0.42)
 
@@ -137,7 +115,7 @@ def test_network_builds_the_cards_input(tmp_path: Path) -> None:
     """A non-rgb model (the input is part of the card, not of arch_args any more)."""
     torch.manual_seed(0)
     model = build_model("seed_cnn", SIZE, input="npr")
-    fitted = Fitted(model.state_dict(), SIZE, 0.5, TRAINED)
+    fitted = Fitted(model.state_dict(), SIZE, 0.5, trained_record())
     npr = Artifact.of(fitted, ModelSettings(arch="seed_cnn", input="npr"), synthetic_recipe(), "x")
     artifact.save(tmp_path / "model.pt", npr)
     loaded, network = artifact.load(tmp_path / "model.pt", CPU)
@@ -177,8 +155,8 @@ def test_other_format_versions_are_refused(tmp_path: Path, version: Any) -> None
 
 
 def grown_weights() -> dict[str, Any]:
-    """A 64 px recipe and image_size with the 40 px seed_cnn's weights: the head does not fit."""
-    return {"image_size": 64, "preprocess": synthetic_recipe(64).model_dump()}
+    """A 64 px recipe with the 40 px seed_cnn's weights: the head does not fit."""
+    return {"preprocess": synthetic_recipe(64).model_dump()}
 
 
 @pytest.mark.parametrize(
@@ -271,6 +249,24 @@ def test_a_model_file_from_before_backbones_trained_all_of_itself(tmp_path: Path
     torch.save(stored(make_artifact("seed_cnn"), ("part", "pool")), path)
     card = artifact.load(path, CPU)[0].card
     assert (card.part, card.pool) == ("all", "mean")
+
+
+def test_a_model_file_that_also_holds_image_size_loads(tmp_path: Path) -> None:
+    """Format 2 files written before the recipe alone kept the size hold it twice; one whose
+    image_size is not the recipe's is refused (test_a_card_that_breaks_the_schema_is_one_line)."""
+    original, path = make_artifact("seed_cnn"), tmp_path / "model.pt"
+    torch.save(stored(original, image_size=SIZE), path)
+    loaded, _ = artifact.load(path, CPU)
+    assert loaded.card == original.card and loaded.card.image_size == SIZE
+    artifact.save(path, loaded)
+    assert "image_size" not in torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_weights_trained_at_another_size_than_the_recipe_make_no_model_file() -> None:
+    model = model_like_trained("seed_cnn", SIZE)
+    fitted = Fitted(model.state_dict(), SIZE, 0.5, trained_record())
+    with pytest.raises(ValueError, match=f"image_size {SIZE} != preprocess.size"):
+        Artifact.of(fitted, ModelSettings(arch="seed_cnn"), synthetic_recipe(64), "x")
 
 
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import synthetic_recipe
-from test_artifact import TRAINED, make_artifact
+from helpers import make_artifact, synthetic_recipe, trained_record
 
 from sneakers import artifact
 from sneakers.artifact import Artifact, Fitted
@@ -38,7 +37,7 @@ def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert shown["preprocess"] == recipe.model_dump()  # no mean/std inside: they are beside it
     assert shown["min_size"] == 32  # merge's, which predict applies as merge did
     assert (shown["mean"], shown["std"], shown["class_names"]) == (MEAN, STD, ["real", "ai"])
-    assert shown["trained"] == TRAINED.model_dump()
+    assert shown["trained"] == trained_record().model_dump()
     assert shown["data_profile"] == "demo" and shown["versions"] == saved.card.versions
 
 
@@ -50,7 +49,7 @@ def test_info_names_the_backbone_its_weights_and_what_trained(
         synthetic_recipe(48),
     )
     path = tmp_path / "model.pt"
-    fitted = Fitted(model.state_dict(), 48, 0.5, TRAINED)
+    fitted = Fitted(model.state_dict(), 48, 0.5, trained_record())
     settings = ModelSettings(arch="efficientnet_lite0", train="head", pool="meanmax")
     artifact.save(path, Artifact.of(fitted, settings, recipe, "demo"))
     main(["info", str(path)])

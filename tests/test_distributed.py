@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import in_float64
 from torch import nn
 
-import sneakers.inference
-import sneakers.train
 from sneakers import distributed
 from sneakers.distributed import GlobalBatchNorm2d, Ranks, global_batchnorm
 from sneakers.errors import SneakersError
@@ -31,19 +30,19 @@ TESTS = Path(__file__).resolve().parent
 SETTINGS = {"epochs": 1, "lr": 0.01, "batch_size": 8}
 TOLERANCE = 1e-8  # float64, Adam: measured 3.9e-10 (the test prints it)
 
-# Trains on the conftest synthetic splits in float64; rank 0 saves the weights and its log.
+# Trains on the synthetic splits of helpers.py in float64; rank 0 saves the weights and its log.
 SCRIPT = """
 import json, sys, torch
 sys.path.insert(0, {tests!r})
-from conftest import StubLog, synthetic_splits
-from test_distributed import in_float64
+from helpers import in_float64, synthetic_splits
 from sneakers import distributed
+from sneakers.logs import MemoryLog
 from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 from sneakers.train import train
 
 in_float64(lambda module, name, value: setattr(module, name, value))
 main = distributed.is_main()
-log = StubLog() if main else None
+log = MemoryLog() if main else None
 fitted = train(synthetic_splits(), ModelSettings(), TrainSettings(**{settings}),
                RuntimeSettings(device="cpu", precision="fp32"), 1, log)
 rank = torch.distributed.get_rank()
@@ -55,15 +54,6 @@ with open({out!r} + f"/rank{{rank}}.json", "w") as f:
 if fitted:
     torch.save(fitted.state_dict, {out!r} + "/weights.pt")
 """
-
-
-def in_float64(patch) -> None:
-    """Build the model and feed it in float64 (patch: setattr or monkeypatch.setattr)."""
-    build, to_input = sneakers.train.build_model, sneakers.inference.to_input
-    patch(sneakers.train, "build_model", lambda *a, **k: build(*a, **k).double())
-    wide = lambda images, device: to_input(images, device).double()  # noqa: E731
-    patch(sneakers.train, "to_input", wide)
-    patch(sneakers.inference, "to_input", wide)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import (
+from helpers import (
     SYNTH_SIZE,
-    StubLog,
     Trained,
     model_like_trained,
     synthetic_recipe,
@@ -30,13 +29,14 @@ from sneakers.explain import (
     save_overlay,
     target_layer,
 )
+from sneakers.logs import MemoryLog
 from sneakers.model import ARCHS
 from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 from sneakers.train import train
 
 CPU = torch.device("cpu")
-SIZE = 72  # larger than conftest's 40 px, so that the last feature map is 11 x 11, not 3 x 3
-SIDE = SIZE // 3  # the bright square of conftest's synthetic AI pictures
+SIZE = 72  # larger than SYNTH_SIZE (40 px), so that the last feature map is 11 x 11, not 3 x 3
+SIDE = SIZE // 3  # the bright square of synthetic_split's AI pictures
 
 
 def patched(corner: tuple[int, int], seed: int = 0) -> torch.Tensor:
@@ -78,7 +78,7 @@ def test_the_heatmap_follows_the_patch_that_makes_a_picture_ai(precision: str) -
     net = ModelSettings(arch="gap_cnn")
     settings = TrainSettings(epochs=3, lr=0.01, batch_size=8, precision=precision)
     runtime = RuntimeSettings(device="cpu", precision=precision)
-    fitted = train(splits, net, settings, runtime, 1, StubLog())
+    fitted = train(splits, net, settings, runtime, 1, MemoryLog())
     model = Artifact.of(fitted, net, synthetic_recipe(SIZE), "synthetic").network(CPU)
     corners = [(0, 0), (SIZE - SIDE, SIZE - SIDE)]
     images = torch.stack([patched(c) for c in corners])

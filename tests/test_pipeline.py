@@ -2,7 +2,7 @@
 and a forced re-run that must reproduce the model bit for bit.
 
 Each dvc call costs seconds, so one module fixture runs them all in order on a throwaway
-git + DVC repository (see conftest.make_sandbox) and keeps what the tests check. A failing call
+git + DVC repository (see helpers.make_sandbox) and keeps what the tests check. A failing call
 fails only the tests about it, except the first `dvc repro`, which everything needs.
 """
 
@@ -17,21 +17,16 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import DVC, GIT_ENV
-
-if TYPE_CHECKING:
-    from conftest import Sandbox
+from helpers import DVC, GIT_ENV, STAGES, Sandbox, assert_ok, stages_run
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "features", "train",
-          "evaluate", "transfer"}  # fmt: skip
 RUN_TIME_KEYS = (
     "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
     "heatmap_seconds",
@@ -100,14 +95,6 @@ def outputs(repo: Path) -> Outputs:
         files=files,
         lock=yaml.safe_load((repo / "dvc.lock").read_text()),
     )
-
-
-def stages_run(done: subprocess.CompletedProcess[str]) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", done.stdout))
-
-
-def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
-    assert done.returncode == 0, f"{' '.join(done.args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
-
-if TYPE_CHECKING:
-    from conftest import Sandbox
+from helpers import Sandbox
 
 pytestmark = pytest.mark.e2e
 

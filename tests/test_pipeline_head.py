@@ -8,13 +8,10 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from test_pipeline import STAGES, assert_ok, stages_run
-
-if TYPE_CHECKING:
-    from conftest import Sandbox
+from helpers import STAGES, Sandbox, assert_ok, stages_run
 
 
 def features_line(stdout: str) -> tuple[int, int]:

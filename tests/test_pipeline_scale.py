@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DVC, GIT_ENV, Sandbox
-from test_pipeline import STAGES, stages_run
+from helpers import DVC, GIT_ENV, STAGES, Sandbox, stages_run
 
 pytestmark = pytest.mark.e2e
 
