@@ -20,7 +20,7 @@ standardize
     its workers): the rows at the --sizes are that product, not runs.
 stream / in-memory
     one epoch of train's data path over synthetic 64 px JPEGs in tar shards
-    (`shards.ShardWriter`, 1,000 a shard), up to --stream-max: `train.make_loader` on a
+    (`shards.ShardWriter`, 1,000 a shard), up to --stream-max: `loader.make_loader` on a
     `data.ShardImages` split, batches of --batch-size, --workers DataLoader workers. "stream"
     is the path past train.memory_gb: the workers read and decode each batch from the shards;
     "in-memory" first decodes every image into one uint8 tensor (`data.cache`, as train does
@@ -140,11 +140,10 @@ def prepare(task: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
         merge.near_pairs(hashes.iloc[:2], THRESHOLD)  # first calls (numpy, pandas) warm up
         return partial(merge.near_pairs, hashes, THRESHOLD), {}
     if kind == "standardize":
-        from sneakers.params import StandardizeSettings
-        from sneakers.preprocess import Recipe
+        from sneakers.params import MergeSettings, StandardizeSettings
 
         rng = np.random.default_rng(task["seed"])
-        recipe = Recipe(**StandardizeSettings().picture_settings(), max_pixels=50_000_000)
+        recipe = StandardizeSettings().recipe(MergeSettings().max_pixels)
         jpegs = [synthetic_jpeg(rng, task["side"], 95) for _ in range(n)]
         kib = sum(map(len, jpegs)) / n / 1024
         recipe.apply(jpegs[0])  # the codecs' first calls warm up
@@ -153,8 +152,8 @@ def prepare(task: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
 
     from sneakers.data import ShardImages, SplitData
     from sneakers.files import read_csv
+    from sneakers.loader import make_loader
     from sneakers.params import TrainSettings
-    from sneakers.train import make_loader
 
     shard_dir = Path(task["dir"])
     index = read_csv(shard_dir / "index.csv")

@@ -2,7 +2,6 @@
 
 import json
 import time
-from pathlib import Path
 
 from sneakers import artifact
 from sneakers.data import cache, load_splits
@@ -12,8 +11,19 @@ from sneakers.explain import heatmaps_png
 from sneakers.features import Cached, FeatureStore, trunk_id
 from sneakers.files import read_csv, write_json
 from sneakers.history import dominant_histories
-from sneakers.inference import device_label, resolve_device, resolve_precision
+from sneakers.inference import Scorer, device_label, resolve_device, resolve_precision
 from sneakers.params import load_params
+from sneakers.paths import (
+    EVAL_METRICS,
+    FEATURES,
+    FIGURES,
+    MANIFEST,
+    MODEL,
+    PLOTS,
+    SPLIT,
+    STANDARDIZED,
+    TRAIN_SUMMARY,
+)
 from sneakers.plots import (
     confusion_png,
     samples_png,
@@ -25,8 +35,6 @@ from sneakers.plots import (
     write_robustness_data,
 )
 
-FEATURES = Path("data/features")
-
 
 def main() -> None:
     started = time.perf_counter()
@@ -34,30 +42,22 @@ def main() -> None:
     runtime = params.runtime
     device = resolve_device(runtime.device)
     precision = resolve_precision(runtime.precision, device)
-    model, network = artifact.load(Path("models/model.pt"), device)
+    model, network = artifact.load(MODEL, device)
     card = model.card
-    scorer, store = network, None
+    scored, store = network, None
     if card.part == "head":  # the features stage's cache of the same frozen trunk
         store = FeatureStore(FEATURES, trunk_id(network, card.arch, device, precision))
-        scorer = Cached(network, store)
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), SCORED)
+        scored = Cached(network, store)
+    scorer = Scorer(scored, device, runtime.batch_size, precision)
+    splits = load_splits(STANDARDIZED, SPLIT, SCORED)
     cache(splits)  # robustness and history perturb test images in memory
-    histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
-    metrics, predictions, explained = evaluate(
-        scorer,
-        card,
-        splits,
-        device,
-        runtime.batch_size,
-        precision,
-        params.seed,
-        histories,
-        network,
-    )
+    histories = dominant_histories(read_csv(MANIFEST))
+    seed = params.seed
+    metrics, predictions, explained = evaluate(scorer, card, splits, seed, histories, network)
     if store is not None:
         print(f"evaluate: features of {store.read} pictures read from {store.folder}, "
               f"{store.computed} computed")  # fmt: skip
-    train_summary = json.loads(Path("dvclive/train/metrics.json").read_text())
+    train_summary = json.loads(TRAIN_SUMMARY.read_text())
     metrics["run"] = {
         "device": device_label(device),
         "arch": card.arch,
@@ -71,13 +71,13 @@ def main() -> None:
         **metrics["run"],
         **{f"{k}_version": v for k, v in artifact.versions().items()},
     }
-    write_json(Path("metrics/eval.json"), metrics)
-    write_plot_data(predictions, Path("metrics/plots"))
-    write_robustness_data(metrics["robustness"], Path("metrics/plots/robustness.json"))
-    write_history_data(metrics["history"], Path("metrics/plots/history.json"))
-    write_cross_source_data(metrics["cross_source"], Path("metrics/plots/cross_source.json"))
-    write_generator_data(metrics["generators"], Path("metrics/plots/generators.json"))
-    figures = Path("metrics/figures")
+    write_json(EVAL_METRICS, metrics)
+    write_plot_data(predictions, PLOTS)
+    write_robustness_data(metrics["robustness"], PLOTS / "robustness.json")
+    write_history_data(metrics["history"], PLOTS / "history.json")
+    write_cross_source_data(metrics["cross_source"], PLOTS / "cross_source.json")
+    write_generator_data(metrics["generators"], PLOTS / "generators.json")
+    figures = FIGURES
     confusion_png(predictions, figures / "confusion.png")
     samples_png(splits["test"], figures / "samples.png")
     worst_png(splits["test"], predictions, figures / "worst.png")

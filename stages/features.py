@@ -5,8 +5,6 @@ folder persists between runs (dvc.yaml): a run computes only the pictures it has
 this trunk (sneakers.features).
 """
 
-from pathlib import Path
-
 from sneakers.data import add_simulated, cache, load_splits
 from sneakers.errors import run_main
 from sneakers.evaluate import history_batches, robustness_batches
@@ -14,24 +12,22 @@ from sneakers.features import fill, trunk_and_store
 from sneakers.files import read_csv
 from sneakers.history import dominant_histories
 from sneakers.params import load_params
-from sneakers.preprocess import Recipe
-
-OUT = Path("data/features")
+from sneakers.paths import FEATURES, MANIFEST, SIMULATED, SPLIT, STANDARDIZED
 
 
 def main() -> None:
     params = load_params()
     net, runtime = params.model, params.runtime
-    OUT.mkdir(parents=True, exist_ok=True)
+    FEATURES.mkdir(parents=True, exist_ok=True)
     if net.part != "head":
         print(f"features: {net.arch} trains {net.part} of itself: no frozen trunk, nothing to keep")
         return
-    model, store, device, precision = trunk_and_store(params, OUT)
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"))
-    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    model, store, device, precision = trunk_and_store(params, FEATURES)
+    splits = load_splits(STANDARDIZED, SPLIT)
+    splits["train"] = add_simulated(splits["train"], SIMULATED)
     cache(splits)
-    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
-    histories = dominant_histories(read_csv(Path("data/merged/manifest.csv")))
+    recipe = params.recipe()
+    histories = dominant_histories(read_csv(MANIFEST))
     conditions = robustness_batches(splits["test"], recipe)
     conditions |= {
         f"{k}_history": v for k, v in history_batches(splits["test"], recipe, histories).items()

@@ -1,15 +1,14 @@
 """Stage fetch: bring the active profile's sources into data/raw/<name>/."""
 
-from pathlib import Path
-
 from sneakers.errors import run_main
 from sneakers.params import load_params
+from sneakers.paths import RAW
 from sneakers.sources import fetch_all
 
 
 def main() -> None:
     params = load_params()
-    fetch_all(params.data.sources(), Path("data/raw"), params.seed, params.data.archive)
+    fetch_all(params.data.sources(), RAW, params.seed, params.data.archive)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ With `train.nproc_per_node` above 1 the stage runs itself again under torchrun, 
 rank; every rank reads params.yaml and the data itself, and only rank 0 logs and writes.
 """
 
-from pathlib import Path
-
 from dvclive import Live
 from sneakers import artifact, distributed
 from sneakers.artifact import Artifact, Fitted
@@ -13,8 +11,9 @@ from sneakers.data import add_simulated, generator_masks, load_splits
 from sneakers.errors import SneakersError, run_main
 from sneakers.inference import resolve_device
 from sneakers.params import Params, load_params
-from sneakers.preprocess import Recipe
-from sneakers.train import keep_in_memory, train, train_head
+from sneakers.loader import keep_in_memory
+from sneakers.paths import FEATURES, MODEL, SIMULATED, SPLIT, STANDARDIZED, TRAIN_LOG
+from sneakers.train import train, train_head
 
 
 def main() -> None:
@@ -27,14 +26,14 @@ def main() -> None:
     if distributed.needs_launch(params.train.nproc_per_node):
         distributed.relaunch(__file__, params.train.nproc_per_node)
         return
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
-    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    splits = load_splits(STANDARDIZED, SPLIT, ("train", "val"))
+    splits["train"] = add_simulated(splits["train"], SIMULATED)
     keep = generator_masks(splits, params.train.generators)
     splits = {name: data.take(keep[name]) for name, data in splits.items()}
     keep_in_memory(splits, params.train)
     try:
         if distributed.is_main():
-            with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            with Live(str(TRAIN_LOG), dvcyaml=False, save_dvc_exp=False, report=None) as live:
                 fitted = train(splits, params.model, params.train, params.runtime, params.seed,
                                live, params.augment)  # fmt: skip
         else:
@@ -52,21 +51,23 @@ def train_head_stage(params: Params) -> None:
         raise SneakersError("train.nproc_per_node: model.train head fits a linear head in one "
                             "process in seconds: set train.nproc_per_node to 1")  # fmt: skip
     resolve_device(params.runtime.device)  # a missing GPU is reported before any data is read
-    splits = load_splits(Path("data/standardized"), Path("data/split/split.csv"), ("train", "val"))
-    splits["train"] = add_simulated(splits["train"], Path("data/simulated"))
+    splits = load_splits(STANDARDIZED, SPLIT, ("train", "val"))
+    splits["train"] = add_simulated(splits["train"], SIMULATED)
     keep_in_memory(splits, params.train)
-    with Live("dvclive/train", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    with Live(str(TRAIN_LOG), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         fitted = train_head(splits, params.model, params.train, params.runtime, params.seed,
-                            live, params.augment, Path("data/features"))  # fmt: skip
+                            live, params.augment, FEATURES)  # fmt: skip
     save(params, fitted)
 
 
 def save(params: Params, fitted: Fitted) -> None:
-    recipe = Recipe(**params.standardize.picture_settings(), max_pixels=params.merge.max_pixels)
+    recipe = params.recipe()
     model = Artifact.of(fitted, params.model, recipe, params.data.profile, params.merge.min_size)
-    artifact.save(Path("models/model.pt"), model)
-    print(f"train: best epoch {fitted.trained.best_epoch}, "
-          f"threshold {fitted.threshold:.3f} -> models/model.pt")  # fmt: skip
+    artifact.save(MODEL, model)
+    print(
+        f"train: best epoch {fitted.trained.best_epoch}, "
+        f"threshold {fitted.threshold:.3f} -> {MODEL}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from dvc.ignore import DvcIgnoreFilter
 from dvc_data.hashfile.build import build
 from dvc_data.hashfile.db import HashFileDB
 from dvc_objects.fs.local import LocalFileSystem
+from pydantic import BaseModel
 
-from sneakers.params import Params
+from sneakers import paths
+from sneakers.params import Params, StandardizeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -51,10 +53,10 @@ def module_closure(script: Path) -> set[str]:
 
 
 def module_path(module: str) -> str:
-    """sneakers.x -> src/sneakers/x.py; the package itself is its __init__.py."""
-    if module == "sneakers":
-        return "src/sneakers/__init__.py"
-    return f"src/{module.replace('.', '/')}.py"
+    """sneakers.x -> src/sneakers/x.py; a package (sneakers itself, sneakers.demo) is its
+    __init__.py."""
+    path = f"src/{module.replace('.', '/')}"
+    return f"{path}/__init__.py" if (ROOT / path).is_dir() else f"{path}.py"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -67,9 +69,40 @@ def test_stage_code_deps_are_the_modules_it_imports(stage: str) -> None:
     assert not code - expected, f"drop from {stage}.deps in dvc.yaml: {sorted(code - expected)}"
 
 
+def chains(tree: ast.AST, roots: set[str]) -> list[list[str]]:
+    """The longest attribute chains on a root name: `p.merge.max_pixels` -> [merge, max_pixels]."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or isinstance(parents.get(node), ast.Attribute):
+            continue
+        chain, value = [], node
+        while isinstance(value, ast.Attribute):
+            chain.insert(0, value.attr)
+            value = value.value
+        if isinstance(value, ast.Name) and value.id in roots:
+            found.append(chain)
+    return found
+
+
+def fields_read(model: type[BaseModel], chain: list[str], prefix: str = "") -> set[str]:
+    """The params that `<a model>.<chain>` reads: a field (whole, or the keys read from it),
+    or the fields a method or property reads through `self`, followed into the methods it calls."""
+    name, rest = chain[0], chain[1:]
+    if name in model.model_fields:
+        inner = model.model_fields[name].annotation
+        if rest and isinstance(inner, type) and issubclass(inner, BaseModel):
+            return fields_read(inner, rest, f"{prefix}{name}.")
+        return {prefix + name}
+    member = getattr(model, name)
+    member = member.fget if isinstance(member, property) else member
+    source = ast.parse(textwrap.dedent(inspect.getsource(member)))
+    return set().union(*(fields_read(model, c, prefix) for c in chains(source, {"self"})))
+
+
 def params_read(script: Path) -> set[str]:
     """The params a stage script reads: `params.<section>` passed whole, `params.<section>.<key>`,
-    and the keys a section method reads through `self` (e.g. `DataSettings.sources`)."""
+    and the keys a method reads through `self` (`DataSettings.sources`, `Params.recipe`)."""
     tree = ast.parse(script.read_text())
     roots = {
         target.id
@@ -78,28 +111,7 @@ def params_read(script: Path) -> set[str]:
         and getattr(node.value.func, "id", "") == "load_params"
         for target in node.targets if isinstance(target, ast.Name)
     }  # fmt: skip
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    read = set()
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Attribute) and getattr(node.value, "id", None) in roots):
-            continue
-        section, parent = node.attr, parents[node]
-        model = Params.model_fields[section].annotation
-        if not (isinstance(parent, ast.Attribute) and isinstance(model, type)):
-            read.add(section)  # the section (or seed) itself, whole
-        elif parent.attr in model.model_fields:
-            read.add(f"{section}.{parent.attr}")
-        else:  # a method or property: the fields it reads through self
-            member = getattr(model, parent.attr)
-            member = member.fget if isinstance(member, property) else member
-            source = textwrap.dedent(inspect.getsource(member))
-            read |= {
-                f"{section}.{n.attr}"
-                for n in ast.walk(ast.parse(source))
-                if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "self"
-                and n.attr in model.model_fields
-            }  # fmt: skip
-    return read
+    return set().union(*(fields_read(Params, chain) for chain in chains(tree, roots)))
 
 
 def test_params_read_finds_whole_sections_keys_and_method_reads(tmp_path: Path) -> None:
@@ -109,6 +121,10 @@ def test_params_read_finds_whole_sections_keys_and_method_reads(tmp_path: Path) 
     )
     assert params_read(script) == {"seed", "train", "merge.max_pixels", "data.profile",
                                    "data.profiles"}  # fmt: skip
+    script.write_text("p = load_params()\nrun(p.recipe())\n")  # methods that call methods
+    assert params_read(script) == {"merge.max_pixels"} | {
+        f"standardize.{key}" for key in StandardizeSettings().picture_settings()
+    }
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -194,3 +210,42 @@ def test_committed_lock_matches_the_code() -> None:
         "dvc.lock is older than the code, so a clone's `dvc status` reports these stages changed "
         "(run `dvc repro` and commit dvc.lock and metrics/):\n  " + "\n  ".join(stale)
     )
+
+
+# --- the data paths: named once in sneakers.paths, which dvc.yaml must match ---
+
+NAMED = {str(value) for value in vars(paths).values() if isinstance(value, Path)}
+
+
+def listed_paths() -> set[str]:
+    """Every dep and out of every stage in dvc.yaml (an out may carry options, e.g. cache)."""
+    return {
+        entry if isinstance(entry, str) else next(iter(entry))
+        for stage in STAGES.values()
+        for entry in stage.get("deps", []) + stage.get("outs", [])
+    }
+
+
+def test_every_named_path_is_a_dep_or_out_and_every_data_dep_or_out_is_named() -> None:
+    listed = listed_paths()
+    assert not NAMED - listed, f"add to dvc.yaml's deps or outs: {sorted(NAMED - listed)}"
+    data = {p for p in listed if not p.startswith(CODE)}
+    unnamed = {p for p in data if not any(n == p or n.startswith(p + "/") for n in NAMED)}
+    assert not unnamed, f"name in sneakers.paths (or a file inside): {sorted(unnamed)}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_scripts_take_every_data_path_from_sneakers_paths(stage: str) -> None:
+    tree = ast.parse((ROOT / "stages" / f"{stage}.py").read_text())
+    documented = [n for n in ast.walk(tree) if isinstance(n, ast.Module | ast.FunctionDef)]
+    docstrings = {id(n.body[0].value) for n in documented if ast.get_docstring(n) is not None}
+    folders = {Path(p).parts[0] + "/" for p in NAMED}  # data/, models/, metrics/, dvclive/
+    spelled = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and id(n) not in docstrings
+        and any(folder in n.value for folder in folders)
+    ]
+    assert not spelled, f"stages/{stage}.py: use sneakers.paths instead of {spelled}"

@@ -98,6 +98,18 @@ def test_load_params_reads_the_file_and_keeps_defaults(tmp_path: Path) -> None:
     assert loaded.model_dump()["runtime"] == BASE["runtime"]
 
 
+def test_the_recipe_is_the_picture_settings_and_merges_largest_picture() -> None:
+    """The one place the preprocessing recipe is built: what the stages and the model file use."""
+    params = validate(changed("standardize.size", 64))
+    recipe = params.recipe()
+    assert recipe == params.standardize.recipe(params.merge.max_pixels)
+    assert recipe.size == 64 and recipe.max_pixels == params.merge.max_pixels
+    assert recipe.model_dump() == {
+        **params.standardize.picture_settings(),
+        "max_pixels": params.merge.max_pixels,
+    }
+
+
 def test_load_params_missing_and_malformed(tmp_path: Path) -> None:
     with pytest.raises(SneakersError, match="not found: run from the project root"):
         load_params(tmp_path / "params.yaml")

@@ -16,14 +16,13 @@ from PIL import Image
 from sneakers import standardize
 from sneakers.errors import SneakersError
 from sneakers.params import StandardizeSettings, validate
-from sneakers.preprocess import Recipe
 from sneakers.shards import INDEX_COLUMNS, read_image
 from sneakers.standardize import standardize_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = 1_000_000
 SETTINGS = StandardizeSettings(size=48, fit="crop", jpeg_quality=90, shard_size=2, workers=1)
-RECIPE = Recipe(**SETTINGS.picture_settings(), max_pixels=MAX_PIXELS)
+RECIPE = SETTINGS.recipe(MAX_PIXELS)
 
 
 @pytest.fixture

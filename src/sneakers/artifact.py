@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import PIL
 import torch
@@ -71,7 +71,6 @@ class Card(Record):
     format_version: Literal[2] = VERSION
     arch: Arch
     input: Input
-    image_size: int
     class_names: list[str]
     threshold: Annotated[float, Field(gt=0, lt=1)]  # P(ai) at or above which a picture is ai
     preprocess: Recipe
@@ -91,10 +90,21 @@ class Card(Record):
     data_profile: str
     versions: dict[str, str]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _size_in_the_recipe(cls, stored: Any) -> Any:
+        """Format 2 files written before the recipe alone kept the size also hold image_size:
+        dropped where it is the recipe's, refused where it is not."""
+        if not (isinstance(stored, dict) and "image_size" in stored):
+            return stored
+        stored = dict(stored)
+        size, recipe = stored.pop("image_size"), stored.get("preprocess")
+        if isinstance(recipe, dict) and size != recipe.get("size"):
+            raise ValueError(f"image_size {size} != preprocess.size")
+        return stored
+
     @model_validator(mode="after")
     def _fits_this_code(self) -> Card:
-        if self.preprocess.size != self.image_size:
-            raise ValueError(f"image_size {self.image_size} != preprocess.size")
         if (self.class_names, self.mean, self.std) != (list(CLASS_NAMES), MEAN, STD):
             raise ValueError("class names, mean or std differ from this code's")
         return self
@@ -103,6 +113,11 @@ class Card(Record):
         """The shortest side a picture needs to be scored: min_size, or DEFAULT_MIN_SIZE for a
         file from before the card kept it."""
         return DEFAULT_MIN_SIZE if self.min_size is None else self.min_size
+
+    @property
+    def image_size(self) -> int:
+        """The side the network takes: the recipe's, which the file stores once."""
+        return self.preprocess.size
 
 
 @dataclass(frozen=True)
@@ -132,12 +147,24 @@ class Artifact:
         min_size: int | None = None,
     ) -> Artifact:
         """The model file of a training run; min_size, the merge.min_size of its data."""
-        card = Card(arch=model.arch, input=model.input, image_size=fitted.image_size,
-                    class_names=list(CLASS_NAMES), threshold=fitted.threshold, preprocess=recipe,
-                    min_size=min_size, backbone_sha256=backbone_sha256(model.arch),
-                    part=model.part, pool=model.pooling, mean=MEAN,
-                    std=STD, trained=fitted.trained,
-                    data_profile=profile, versions=versions())  # fmt: skip
+        if fitted.image_size != recipe.size:
+            raise ValueError(f"image_size {fitted.image_size} != preprocess.size")
+        card = Card(
+            arch=model.arch,
+            input=model.input,
+            class_names=list(CLASS_NAMES),
+            threshold=fitted.threshold,
+            preprocess=recipe,
+            min_size=min_size,
+            backbone_sha256=backbone_sha256(model.arch),
+            part=model.part,
+            pool=model.pooling,
+            mean=MEAN,
+            std=STD,
+            trained=fitted.trained,
+            data_profile=profile,
+            versions=versions(),
+        )
         return cls(card, fitted.state_dict)
 
     def network(self, device: torch.device) -> nn.Module:

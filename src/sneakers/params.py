@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args
 
 import yaml
 from pydantic import (
@@ -27,6 +27,9 @@ from pydantic import (
 )
 
 from sneakers.errors import SneakersError
+
+if TYPE_CHECKING:
+    from sneakers.preprocess import Recipe
 
 Label = Literal["real", "ai"]
 Role = Literal["train", "eval"]  # eval: scored by evaluate only, never split, trained or tuned on
@@ -331,6 +334,13 @@ class StandardizeSettings(Section):
         return {"size": self.size, "fit": self.fit, "jpeg_quality": self.jpeg_quality,
                 "resample": self.resample, "resample_jitter": self.resample_jitter}  # fmt: skip
 
+    def recipe(self, max_pixels: int) -> Recipe:
+        """The preprocessing recipe: these picture settings and merge.max_pixels, built here
+        only, so the stages, the model file and predict cannot prepare pictures differently."""
+        from sneakers.preprocess import Recipe  # not at the top: preprocess imports this module
+
+        return Recipe(**self.picture_settings(), max_pixels=max_pixels)
+
 
 class SplitSettings(Section):
     fractions: dict[Literal["train", "val", "test"], Annotated[float, Field(gt=0)]]
@@ -497,6 +507,10 @@ class Params(Section):
     runtime: RuntimeSettings
     train: TrainSettings
     augment: AugmentSettings
+
+    def recipe(self) -> Recipe:
+        """The preprocessing recipe of these params (StandardizeSettings.recipe)."""
+        return self.standardize.recipe(self.merge.max_pixels)
 
 
 def choices(literal: Any) -> tuple[str, ...]:

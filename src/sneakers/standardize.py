@@ -13,7 +13,6 @@ import pandas as pd
 from sneakers.errors import SneakersError
 from sneakers.parallel import parallel_map
 from sneakers.params import StandardizeSettings
-from sneakers.preprocess import Recipe
 from sneakers.shards import META_COLUMNS, ShardWriter, tar_member
 
 # Images per worker task: small enough to keep both cores busy to the end, big enough that a
@@ -23,8 +22,7 @@ PART_SIZE = 32
 
 def standardize_file(path: str, settings: StandardizeSettings, max_pixels: int) -> bytes:
     """One raw file to standardized JPEG bytes."""
-    recipe = Recipe(**settings.picture_settings(), max_pixels=max_pixels)
-    return recipe.apply(Path(path).read_bytes())
+    return settings.recipe(max_pixels).apply(Path(path).read_bytes())
 
 
 def standardize_part(
