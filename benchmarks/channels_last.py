@@ -3,9 +3,9 @@
     python benchmarks/channels_last.py [--arch seed_cnn] [--size 240] [--steps 4] [--threads N]
 
 Two copies of one model (same weights): one with channels_last weights fed channels_last
-inputs (what `train()` and `predict_proba` do today, on every device), one plain contiguous
+inputs (what `train()` and `inference.Scorer` do today, on every device), one plain contiguous
 fed contiguous inputs. A train step is forward, loss, backward and an Adam step on a batch of
-random inputs; eval is a no-grad forward in eval mode, as `predict_proba` runs it. Both layouts
+random inputs; eval is a no-grad forward in eval mode, as `Scorer.proba` runs it. Both layouts
 run under `seed_everything` (deterministic algorithms, as in training), one warm-up each, then
 alternate step by step (ABBA order) so a change in machine load hits both alike.
 

@@ -12,7 +12,7 @@ that nears gpu_check.sh's 290 s cap shows where the time went:
 2. bf16: the model's compute ceiling on this GPU (the same model, batch and optimizer on random
    tensors already on the GPU, channels_last, forward + backward + step under bf16 autocast, as
    many steps as one epoch, after warm-up), then the real `sneakers.train.train` for --epochs
-   epochs with `train_epoch` timed (real loop images/s, per epoch) and the whole call timed; its
+   epochs with `train_one_epoch` timed (real loop images/s, per epoch) and the whole call timed; its
    loader must be `DeviceBatches` (the uint8 train split on the GPU, batches cut there);
 3. fp32, for comparison: the same ceiling and a 2-epoch real run (epoch 2 is the steady one);
 4. checks the bf16 run learns: test accuracy of the returned model at its threshold >= 0.9.
@@ -136,27 +136,28 @@ def ceiling(
     arch: str, size: int, batch: int, steps: int, precision: str, device, seed: int
 ) -> float:
     """Images/s of forward + backward + Adam step on random tensors already on the device."""
+    import pandas as pd
     import torch
     from torch import nn
 
-    from sneakers.inference import autocast
-    from sneakers.model import build_model
-    from sneakers.train import seed_everything
+    from sneakers.data import SplitData
+    from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+    from sneakers.train import setup
 
-    seed_everything(seed)
-    model = build_model(arch, size).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 3, size, size, device=device)
-    x = x.contiguous(memory_format=torch.channels_last)
+    shape = (batch, 3, size, size)
+    data = SplitData(torch.zeros(shape, dtype=torch.uint8), torch.zeros(batch), pd.DataFrame())
+    settings = TrainSettings(batch_size=batch, precision=precision, num_workers=0)
+    run = setup(data, ModelSettings(arch=arch), settings, RuntimeSettings(device=device.type), seed)
+    x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (batch,), device=device)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
-        with autocast(device, precision):
-            loss = loss_fn(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
+        with run.autocast:
+            loss = loss_fn(run.model(x).float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        run.optimizer.step()
 
     for _ in range(5):  # warm-up: kernels chosen, memory pools filled
         step()
@@ -170,19 +171,19 @@ def ceiling(
 
 
 def real_run(splits, arch: str, epochs: int, batch: int, precision: str, device, seed: int):
-    """The real train(), with train_epoch timed; returns (images/s per epoch, what it fitted,
+    """The real train(), with train_one_epoch timed; returns (images/s per epoch, what it fitted,
     log, the loader train() made). Validation runs as in the pipeline: runtime.batch_size."""
     import sneakers.train as train_module
     from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 
     seconds: list[float] = []
     loaders: list = []
-    inner = train_module.train_epoch
+    inner = train_module.train_one_epoch
 
-    def timed(model, loader, *args, **kwargs):
-        loaders.append(loader)
+    def timed(run, *args, **kwargs):
+        loaders.append(run.loader)
         started = time.perf_counter()
-        out = inner(model, loader, *args, **kwargs)  # ends on .item(): the GPU has finished
+        out = inner(run, *args, **kwargs)  # ends on .item(): the GPU has finished
         seconds.append(time.perf_counter() - started)
         return out
 
@@ -191,11 +192,11 @@ def real_run(splits, arch: str, epochs: int, batch: int, precision: str, device,
     n = len(splits["train"])
     seen = n - (n % batch if n % batch == 1 else 0)  # a last batch of one is dropped
     log = Log()
-    train_module.train_epoch = timed
+    train_module.train_one_epoch = timed
     try:
         fitted = train_module.train(splits, ModelSettings(arch=arch), settings, runtime, seed, log)
     finally:
-        train_module.train_epoch = inner
+        train_module.train_one_epoch = inner
     return [seen / s for s in seconds], fitted, log, loaders[0]
 
 
@@ -210,14 +211,14 @@ def test_accuracy(fitted, arch: str, test, device, batch: int) -> float:
     import numpy as np
     import torch
 
-    from sneakers.inference import predict_proba
+    from sneakers.inference import Scorer
     from sneakers.model import build_model
 
     model = build_model(arch, fitted.image_size)
     model.load_state_dict(fitted.state_dict)
     model = model.to(device, memory_format=torch.channels_last).eval()
     precision = fitted.trained.eval_precision
-    p_ai = predict_proba(model, test.images, device, batch, precision)
+    p_ai = Scorer(model, device, batch, precision).proba(test.images)
     return float(np.mean((p_ai >= fitted.threshold) == test.labels.numpy()))
 
 
@@ -225,7 +226,7 @@ def on_device(loader, device) -> bool:
     """On CUDA, train() must keep the uint8 train split on the GPU and cut batches there."""
     import torch
 
-    from sneakers.train import DeviceBatches
+    from sneakers.loader import DeviceBatches
 
     if device.type != "cuda":
         return True

@@ -3,7 +3,7 @@
     python benchmarks/precision_parity.py [--model models/model.pt]
         [--standardized data/standardized] [--split data/split/split.csv] [--splits test]
 
-Scores each listed split twice with `inference.predict_proba`, in fp32 and in bf16 autocast, at
+Scores each listed split twice with `inference.Scorer`, in fp32 and in bf16 autocast, at
 the model's own threshold, and prints per split: accuracy in each precision, the share of
 images given the same label (bar: >= 0.995), the largest |P(ai) difference| and images/s. On a
 CPU without native bf16 (no AMX-BF16 or AVX512-BF16) bf16 is emulated: slow, same arithmetic.
@@ -21,7 +21,7 @@ from _common import fail, load, machine, need
 
 from sneakers import artifact
 from sneakers.data import cache, load_splits
-from sneakers.inference import predict_proba, resolve_device
+from sneakers.inference import Scorer, resolve_device
 
 COMPARED = ("fp32", "bf16")
 
@@ -57,7 +57,7 @@ def main() -> None:
         p, rate = {}, {}
         for precision in COMPARED:
             started = time.perf_counter()
-            p[precision] = predict_proba(model, data.images, device, args.batch_size, precision)
+            p[precision] = Scorer(model, device, args.batch_size, precision).proba(data.images)
             rate[precision] = len(y) / (time.perf_counter() - started)
         labels = {k: v >= threshold for k, v in p.items()}
         agree = int(np.sum(labels["fp32"] == labels["bf16"]))

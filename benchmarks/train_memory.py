@@ -8,8 +8,8 @@ peak   `sneakers.data.load_splits` (every split decoded into uint8 tensors: the 
        then the real `sneakers.train.train` for one epoch on CPU (seed_cnn, batch 32, precise
        BN, validation), on the first --images train images (0 = all 1,183; the peak does not
        grow with the number of steps, only the run time does). Peak RSS from getrusage.
-share  the real `make_loader` with --workers DataLoader workers over the whole train split,
-       after building the model and optimizer as `train()` does (workers fork from that
+share  the loader of the real `train.setup` with --workers DataLoader workers over the whole
+       train split, after the model and optimizer, as `train()` has them (workers fork from that
        state); one epoch of batches is drawn and turned into model inputs while each worker's
        USS (memory only it holds: what a copy of the cache would show up in) and PSS (its
        share of pages it maps with others) are read with psutil after every batch, and so
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import NullLog, add_data_args, fail, load, machine, need_data, standardized_at
+from _common import add_data_args, fail, load, machine, need_data, standardized_at
 
 MIB = 2**20
 
@@ -45,6 +45,7 @@ def part_peak(args: argparse.Namespace) -> None:
     import torch
 
     from sneakers.data import SplitData, cache, load_splits
+    from sneakers.logs import MemoryLog
     from sneakers.model import build_model, count_parameters
     from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
     from sneakers.train import train
@@ -62,9 +63,9 @@ def part_peak(args: argparse.Namespace) -> None:
     size = int(full.images.shape[-1])
     params = count_parameters(build_model("seed_cnn", size)) * 4 / MIB
     settings = TrainSettings(epochs=1, num_workers=0)
+    model, runtime = ModelSettings(arch="seed_cnn"), RuntimeSettings(device="cpu")
     started = time.perf_counter()
-    train(splits, ModelSettings(arch="seed_cnn"), settings, RuntimeSettings(device="cpu"),
-          args.seed, NullLog())  # fmt: skip
+    train(splits, model, settings, runtime, args.seed, MemoryLog())
     seconds = time.perf_counter() - started
     print(f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
           f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}")  # fmt: skip
@@ -80,22 +81,17 @@ def part_share(args: argparse.Namespace) -> None:
 
     from sneakers.data import cache, load_splits
     from sneakers.inference import to_input
-    from sneakers.model import build_model
-    from sneakers.params import TrainSettings
-    from sneakers.train import OPTIMIZERS, make_loader, seed_everything
+    from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+    from sneakers.train import setup
 
     splits = load_splits(args.standardized, args.split)
     cache(splits)  # every split decoded into memory
     data = splits["train"]
     cache_mib = sum(s.images.nbytes for s in splits.values()) / MIB
     train_cache = data.images.nbytes / MIB
-    seed_everything(args.seed)
     device = torch.device("cpu")
     settings = TrainSettings(num_workers=args.workers)
-    model = build_model("seed_cnn", int(data.images.shape[-1]))
-    model = model.to(device, memory_format=torch.channels_last)
-    OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr)
-    loader = make_loader(data, settings, device, args.seed)
+    loader = setup(data, ModelSettings(), settings, RuntimeSettings(device="cpu"), args.seed).loader
     me = psutil.Process()
     lo = data.images.data_ptr()
     hi = lo + data.images.nbytes

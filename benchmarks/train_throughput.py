@@ -3,8 +3,8 @@
     python benchmarks/train_throughput.py [--images 256] [--size 240] [--study-train]
 
 Real loop: `sneakers.data.load_splits` on the standardized shared data, the first --images
-images of the train split, `sneakers.train.make_loader` + `train_epoch` (seed_cnn, batch 32,
-Adam, channels_last model, seeded and deterministic as `train()` sets up): decoding happened
+images of the train split, `sneakers.train.setup` + `train_one_epoch` (seed_cnn, batch 32,
+Adam, channels_last model, fp32, seeded and deterministic: what `train()` runs): decoding happened
 once in load_splits, each epoch only indexes the uint8 tensor and normalizes on the fly.
 
 Ceiling: the same model, optimizer and batch size on random tensors already in memory in the
@@ -12,7 +12,7 @@ layout the loop feeds (channels_last float): forward, loss, backward, step, noth
 
 Both run the same number of steps, after one warm-up step each (excluded), interleaved: the
 real loader is wrapped so that one ceiling step runs (timed on its own, then subtracted from
-the epoch's time) before each real batch is handed to `train_epoch`. A change in machine load
+the epoch's time) before each real batch is handed to `train_one_epoch`. A change in machine load
 thus hits both alike. For reference it also times the study's loading style (torchvision
 ImageFolder + PIL decode + Resize + ToTensor every epoch, no workers) against ours, loading
 only; with --study-train it also trains the same number of steps on the study's loader.
@@ -29,6 +29,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,9 +39,9 @@ from torch.utils.data import DataLoader, Subset
 
 from sneakers.data import MEAN, STD, SplitData, cache, load_splits
 from sneakers.inference import to_input
-from sneakers.model import build_model
-from sneakers.params import TrainSettings
-from sneakers.train import OPTIMIZERS, make_loader, seed_everything, train_epoch
+from sneakers.loader import make_loader
+from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
+from sneakers.train import setup, train_one_epoch
 
 
 def head(data: SplitData, n: int) -> SplitData:
@@ -128,7 +129,7 @@ def main() -> None:
         fail("--images must be >= 0 and --batch-size >= 2")
 
     device = torch.device("cpu")
-    settings = TrainSettings(batch_size=args.batch_size, num_workers=0)
+    settings = TrainSettings(batch_size=args.batch_size, num_workers=0, precision="fp32")
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         standardized = standardized_at(args.standardized, args.raw, args.size, Path(tmp))
         started = time.perf_counter()
@@ -137,7 +138,10 @@ def main() -> None:
         decode_s = time.perf_counter() - started
     full = splits["train"]
     train = head(full, args.images or len(full))
-    loader = make_loader(train, settings, device, args.seed)
+    run = setup(
+        train, ModelSettings(arch=args.arch), settings, RuntimeSettings(device="cpu"), args.seed
+    )
+    model, optimizer, loader = run.model, run.optimizer, run.loader
     steps = len(loader)
     seen = sum(len(idx) for idx in loader.batch_sampler)  # images the epoch trains on
     if steps < 2:
@@ -149,9 +153,6 @@ def main() -> None:
     print(f"{args.arch} at {args.size}px, batch {args.batch_size}, {steps} steps "
           f"({seen} of {len(full)} train images) + 1 warm-up step each")  # fmt: skip
 
-    seed_everything(args.seed)
-    model = build_model(args.arch, args.size).to(device, memory_format=torch.channels_last)
-    optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), lr=settings.lr)
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, 3, args.size, args.size, generator=gen)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -161,12 +162,12 @@ def main() -> None:
     ceiling = Ceiling(model, optimizer, x, y)
     ceiling.step()
     warm = make_loader(head(train, args.batch_size), settings, device, args.seed)
-    train_epoch(model, warm, optimizer, device, "fp32", "warm-up")
+    train_one_epoch(replace(run, loader=warm), "warm-up")
     ceiling.times.clear()
 
     both = Interleaved(loader, ceiling)
     started = time.perf_counter()
-    train_epoch(model, both, optimizer, device, "fp32", "real loop + ceiling")
+    train_one_epoch(replace(run, loader=both), "real loop + ceiling")
     ceiling_s = sum(ceiling.times)
     real_s = time.perf_counter() - started - ceiling_s
     ceiling_ips = steps * args.batch_size / ceiling_s

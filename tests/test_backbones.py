@@ -17,7 +17,7 @@ from sneakers.artifact import Artifact
 from sneakers.backbones import INPUT_MEAN, INPUT_STD, WEIGHTS, load_weights, weights_path
 from sneakers.errors import SneakersError
 from sneakers.explain import heatmaps
-from sneakers.inference import predict_proba
+from sneakers.inference import Scorer
 from sneakers.model import build_model
 
 CPU = torch.device("cpu")
@@ -92,8 +92,8 @@ def test_a_model_file_carries_the_hash_and_rebuilds_without_imagenet_weights(
     loaded, model = artifact.load(path, CPU)
     assert loaded.card == card
     val = run.splits["val"]
-    p_ai = predict_proba(model, val.images, CPU, 16, "fp32")
-    assert np.allclose(p_ai, predict_proba(run.network(), val.images, CPU, 16, "fp32"))
+    p_ai = Scorer(model, CPU, 16, "fp32").proba(val.images)
+    assert np.allclose(p_ai, Scorer(run.network(), CPU, 16, "fp32").proba(val.images))
     heat = heatmaps(model, val.images[:2], CPU)
     assert heat.shape == (2, *val.images.shape[-2:]) and np.isfinite(heat).all()
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import Trained, make_artifact
 from PIL import Image
-from test_artifact import make_artifact
 
 import sneakers.evaluate
+from sneakers import paths
 from sneakers.data import SplitData
 from sneakers.evaluate import (
     RESAMPLE_SCALES,
@@ -31,14 +32,11 @@ from sneakers.evaluate import (
     split_metrics,
 )
 from sneakers.history import History, dominant_histories, resample, with_history
-from sneakers.inference import predict_proba
+from sneakers.inference import Scorer
 from sneakers.metrics import roc_auc
 from sneakers.perturb import CONDITIONS
 from sneakers.plots import write_robustness_data
 from sneakers.probe import probe_bytes
-
-if TYPE_CHECKING:
-    from conftest import Trained
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -114,9 +112,8 @@ HISTORIES = {"real": History("JPEG", 95, 40, 40), "ai": History("PNG", None, 64,
 def test_evaluate_on_a_trained_model(trained: Trained) -> None:
     card = trained.artifact.card
     size = card.image_size
-    metrics, preds, explained = evaluate(
-        trained.network(), card, trained.splits, torch.device("cpu"), 64, "fp32", 0, HISTORIES
-    )
+    scorer = Scorer(trained.network(), torch.device("cpu"), 64, "fp32")
+    metrics, preds, explained = evaluate(scorer, card, trained.splits, 0, HISTORIES)
     for name in ("val", "test"):
         report = metrics[name]
         assert set(report) >= REPORT_KEYS, REPORT_KEYS - set(report)
@@ -173,7 +170,7 @@ def test_evaluate_on_a_trained_model(trained: Trained) -> None:
 def robust(trained: Trained) -> dict[str, dict[str, Any]]:
     """robustness() of the shared trained model under the real conditions."""
     card = trained.artifact.card
-    return robustness(trained.network(), card, trained.splits["test"], CPU, 64, "fp32")
+    return robustness(Scorer(trained.network(), CPU, 64, "fp32"), card, trained.splits["test"])
 
 
 def test_robustness_scores_every_condition(trained: Trained, robust: dict[str, Any]) -> None:
@@ -196,7 +193,7 @@ def test_robustness_scores_every_condition(trained: Trained, robust: dict[str, A
 def test_robustness_clean_is_the_test_score(trained: Trained, robust: dict[str, Any]) -> None:
     """The unperturbed condition is evaluate's own test accuracy and ROC AUC, same model."""
     card = trained.artifact.card
-    scored = predict_splits(trained.network(), card, trained.splits, CPU, 64, "fp32")
+    scored = predict_splits(Scorer(trained.network(), CPU, 64, "fp32"), card, trained.splits)
     test = split_metrics(scored, card.threshold, seed=0)["test"]
     assert robust["clean"]["accuracy"] == test["accuracy"]
     assert robust["clean"]["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-12)
@@ -216,7 +213,7 @@ def test_robustness_sees_what_a_perturbation_does(
     monkeypatch.setattr(sneakers.evaluate, "RESAMPLE_SCALES", ())
     test = trained.splits["test"]
     before = test.images.clone()
-    out = robustness(trained.network(), trained.artifact.card, test, CPU, 64, "fp32")
+    out = robustness(Scorer(trained.network(), CPU, 64, "fp32"), trained.artifact.card, test)
     assert list(out) == ["clean", "same", "grey"]
     assert out["same"] == out["clean"]
     assert out["clean"]["accuracy"] >= 0.9  # the synthetic task is easy
@@ -237,7 +234,8 @@ def test_robustness_plot_data_is_what_dvc_plots_read(
     ((file, y_field),) = spec["y"].items()
     assert (spec["template"], spec["x"], y_field) == ("bar_horizontal", "accuracy", "condition")
     assert file == "metrics/plots/robustness.json"  # under the evaluate stage's metrics/plots out
-    assert f'Path("{file}")' in (ROOT / "stages" / "evaluate.py").read_text()
+    assert Path(file) == paths.PLOTS / "robustness.json"
+    assert 'PLOTS / "robustness.json"' in (ROOT / "stages" / "evaluate.py").read_text()
 
     write_robustness_data(robust, tmp_path / file)
     rows = json.loads((tmp_path / file).read_text())
@@ -251,13 +249,11 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
     y = test.labels.numpy()
     sources = np.where(np.arange(len(y)) % 3 == 0, "mixed", np.where(y == 0, "shop", "gen"))
     held = SplitData(test.images, test.labels, test.rows.assign(source=sources))
-    model, cpu = trained.network(), torch.device("cpu")
-    scored = predict_splits(
-        model, trained.artifact.card, {**trained.splits, "eval": held}, cpu, 64, "fp32"
-    )
+    scorer = Scorer(trained.network(), torch.device("cpu"), 64, "fp32")
+    scored = predict_splits(scorer, trained.artifact.card, {**trained.splits, "eval": held})
     assert list(scored["split"].unique()) == ["val", "test", "eval"]
     cross = cross_source(scored)
-    p_ai = predict_proba(model, test.images, cpu, 64, "fp32")
+    p_ai = scorer.proba(test.images)
     called = p_ai >= trained.artifact.card.threshold
     assert set(cross) == {"gen", "mixed", "shop"}
     shop, gen, mixed = (sources == "shop"), (sources == "gen"), (sources == "mixed")
@@ -308,18 +304,15 @@ def assert_nested_close(got: object, expected: object, where: str = "") -> None:
 
 
 def test_the_batch_size_only_sets_how_many_pictures_go_per_pass(trained: Trained) -> None:
-    model, card, test = trained.network(), trained.artifact.card, trained.splits["test"]
-    cpu = torch.device("cpu")
+    card, test = trained.artifact.card, trained.splits["test"]
+    by = {n: Scorer(trained.network(), torch.device("cpu"), n, "fp32") for n in (1, 5, 64)}
+    assert_nested_close(robustness(by[5], card, test), robustness(by[64], card, test))
     assert_nested_close(
-        robustness(model, card, test, cpu, 5, "fp32"),
-        robustness(model, card, test, cpu, 64, "fp32"),
+        history_sensitivity(by[5], card, test, HISTORIES),
+        history_sensitivity(by[64], card, test, HISTORIES),
     )
-    assert_nested_close(
-        history_sensitivity(model, card, test, HISTORIES, cpu, 5, "fp32"),
-        history_sensitivity(model, card, test, HISTORIES, cpu, 64, "fp32"),
-    )
-    one = predict_splits(model, card, trained.splits, cpu, 1, "fp32")
-    many = predict_splits(model, card, trained.splits, cpu, 64, "fp32")
+    one = predict_splits(by[1], card, trained.splits)
+    many = predict_splits(by[64], card, trained.splits)
     np.testing.assert_allclose(one["p_ai"], many["p_ai"], atol=1e-6)
     assert list(one["predicted"]) == list(many["predicted"])
 

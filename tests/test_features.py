@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import StubLog, synthetic_recipe, synthetic_splits
+from helpers import SYNTH_SIZE, synthetic_recipe, synthetic_splits
 
 from sneakers import artifact
 from sneakers.artifact import Artifact
@@ -27,7 +27,8 @@ from sneakers.features import (
     trunk_id,
     views,
 )
-from sneakers.inference import predict_proba
+from sneakers.inference import Scorer
+from sneakers.logs import MemoryLog
 from sneakers.metrics import log_loss
 from sneakers.model import EfficientNetLite, build_model
 from sneakers.params import AugmentSettings, ModelSettings, RuntimeSettings, TrainSettings
@@ -35,14 +36,14 @@ from sneakers.train import train_head
 
 CPU = torch.device("cpu")
 ARCH = "efficientnet_lite0"
-SIZE = 40  # the synthetic pictures' (conftest)
+SIZE = SYNTH_SIZE  # the synthetic pictures'
 
 
 @dataclass
 class HeadRun:
     splits: dict[str, SplitData]
     artifact: Artifact
-    log: StubLog
+    log: MemoryLog
 
     def network(self) -> torch.nn.Module:
         return self.artifact.network(CPU)
@@ -54,7 +55,7 @@ def head_run(features: Path, pool: str = "mean", augment: bool = False) -> HeadR
     runtime = RuntimeSettings(device="cpu", precision="fp32", batch_size=32)
     settings = TrainSettings(head_c=1.0)
     splits = synthetic_splits()
-    log = StubLog()
+    log = MemoryLog()
     fitted = train_head({k: splits[k] for k in ("train", "val")}, net, settings, runtime, 1, log,
                         AugmentSettings(views=int(augment)), features)  # fmt: skip
     return HeadRun(splits, Artifact.of(fitted, net, synthetic_recipe(), "synthetic"), log)
@@ -160,10 +161,10 @@ def test_the_saved_model_scores_as_training_and_the_cache_do(tmp_path: Path) -> 
     path = tmp_path / "model.pt"
     artifact.save(path, run.artifact)
     loaded, network = artifact.load(path, CPU)
-    whole = predict_proba(network, val.images, CPU, 16, "fp32")
+    whole = Scorer(network, CPU, 16, "fp32").proba(val.images)
     assert log_loss(val.labels.numpy(), whole) == pytest.approx(run.log.values("val/loss")[0])
     store = FeatureStore(tmp_path, trunk_id(network, ARCH, CPU, "fp32"))
-    cached = predict_proba(Cached(network, store), val.images, CPU, 16, "fp32")
+    cached = Scorer(Cached(network, store), CPU, 16, "fp32").proba(val.images)
     assert store.computed == 0 and store.read == len(val)
     assert np.allclose(whole, cached, atol=1e-6)
     threshold = loaded.card.threshold

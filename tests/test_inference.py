@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import model_like_trained
+from helpers import model_like_trained
 from torch import nn
 
 from sneakers.errors import SneakersError
 from sneakers.inference import (
     DEVICES,
     PRECISIONS,
+    Scorer,
     _note_emulated,
     native_bf16,
-    predict_proba,
     resolve_device,
     resolve_precision,
     to_input,
@@ -54,10 +54,10 @@ def test_to_input_scales_to_minus_one_one_channels_last() -> None:
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 13])
-def test_predict_proba_covers_every_image_in_order(n: int) -> None:
+def test_the_scorer_covers_every_image_in_order(n: int) -> None:
     model = small_model()
     x = images(n, seed=n)
-    p_ai = predict_proba(model, x, CPU, batch_size=4, precision="fp32")
+    p_ai = Scorer(model, CPU, batch_size=4, precision="fp32").proba(x)
     assert isinstance(p_ai, np.ndarray) and p_ai.shape == (n,)
     assert ((p_ai >= 0) & (p_ai <= 1)).all()
     if n:
@@ -95,8 +95,8 @@ def test_an_unknown_precision_names_the_choices() -> None:
 def test_bf16_inference_runs_in_bf16_and_agrees_with_fp32() -> None:
     model = small_model()
     x = images(16, seed=3)
-    fp32 = predict_proba(model, x, CPU, batch_size=8, precision="fp32")
-    bf16 = predict_proba(model, x, CPU, batch_size=8, precision="bf16")
+    fp32 = Scorer(model, CPU, batch_size=8, precision="fp32").proba(x)
+    bf16 = Scorer(model, CPU, batch_size=8, precision="bf16").proba(x)
     assert not np.array_equal(fp32, bf16)  # autocast really changed the arithmetic...
     np.testing.assert_allclose(bf16, fp32, atol=0.05)  # ...by bf16's rounding, no more
 

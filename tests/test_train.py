@@ -5,33 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
-from conftest import StubLog, in_shards
+from helpers import Trained, in_shards
 from torch import nn
 from torch.utils.data import DistributedSampler, RandomSampler, TensorDataset
 
 from sneakers.data import ShardImages, SplitData, cache
 from sneakers.distributed import LAUNCHED, Ranks
 from sneakers.errors import SneakersError
-from sneakers.inference import autocast, predict_proba, resolve_device, to_input
+from sneakers.inference import Scorer, autocast, resolve_device, to_input
+from sneakers.loader import DeviceBatches, keep_in_memory, make_loader
+from sneakers.logs import MemoryLog
 from sneakers.metrics import choose_threshold, log_loss, threshold_at_fpr
 from sneakers.model import build_model
 from sneakers.params import ModelSettings, Optimizer, RuntimeSettings, TrainSettings, choices
-from sneakers.train import (
-    OPTIMIZERS,
-    DeviceBatches,
-    keep_in_memory,
-    make_loader,
-    recalibrate_batchnorm,
-    train,
-)
-
-if TYPE_CHECKING:
-    from conftest import Trained
+from sneakers.train import OPTIMIZERS, recalibrate_batchnorm, train
 
 CPU = torch.device("cpu")
 METRICS = ["train/loss", "train/acc", "val/loss", "val/acc"]
@@ -41,7 +32,7 @@ def val_p_ai(trained: Trained) -> np.ndarray:
     """P(ai) on validation from the model rebuilt out of the returned artifact, in the precision
     that training validated in (the one its loss and threshold were computed in)."""
     precision = trained.artifact.card.trained.eval_precision
-    return predict_proba(trained.network(), trained.splits["val"].images, CPU, 16, precision)
+    return Scorer(trained.network(), CPU, 16, precision).proba(trained.splits["val"].images)
 
 
 # --- settings and device (bad train params: tests/test_params.py) ---
@@ -231,7 +222,7 @@ def test_a_streamed_split_trains_the_in_memory_model(
     def fit(splits: dict[str, SplitData], num_workers: int) -> tuple[dict, float, list]:
         settings = TrainSettings(epochs=2, lr=0.01, batch_size=8, num_workers=num_workers,
                                  precision=precision)  # fmt: skip
-        runtime, log = RuntimeSettings(device="cpu", precision=precision), StubLog()
+        runtime, log = RuntimeSettings(device="cpu", precision=precision), MemoryLog()
         fitted = train(splits, ModelSettings(), settings, runtime, 1, log)
         return fitted.state_dict, fitted.threshold, log.records
 

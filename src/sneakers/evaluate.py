@@ -13,7 +13,7 @@ from sneakers.artifact import Card
 from sneakers.data import CLASS_NAMES, SplitData, decode
 from sneakers.explain import Explained, explain
 from sneakers.history import History, resample, with_history
-from sneakers.inference import predict_proba
+from sneakers.inference import Scorer
 from sneakers.metrics import bootstrap_auc_ci, classification_report, roc_auc
 from sneakers.perturb import CONDITIONS, apply_to_batch
 from sneakers.preprocess import Recipe
@@ -32,21 +32,14 @@ def class_means(values: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {c: float(values[y == k].mean()) for k, c in enumerate(CLASS_NAMES) if (y == k).any()}
 
 
-def predict_splits(
-    model: torch.nn.Module,
-    card: Card,
-    splits: dict[str, SplitData],
-    device: torch.device,
-    batch_size: int,
-    precision: str,
-) -> pd.DataFrame:
+def predict_splits(scorer: Scorer, card: Card, splits: dict[str, SplitData]) -> pd.DataFrame:
     """One row per val, test and eval image: its index facts, split, P(ai), predicted label."""
     frames = []
     for name in SCORED:
         if name not in splits:  # eval: only where the profile has eval sources
             continue
         data = splits[name]
-        p_ai = predict_proba(model, data.images, device, batch_size, precision)
+        p_ai = scorer.proba(data.images)
         rows = data.rows[["id", "label", "source", "brand", "generator", "path"]].copy()
         rows["split"], rows["p_ai"] = name, p_ai
         rows["predicted"] = np.where(p_ai >= card.threshold, CLASS_NAMES[1], CLASS_NAMES[0])
@@ -89,20 +82,13 @@ def history_batches(
     }
 
 
-def robustness(
-    model: torch.nn.Module,
-    card: Card,
-    test: SplitData,
-    device: torch.device,
-    batch_size: int,
-    precision: str,
-) -> dict[str, dict[str, Any]]:
+def robustness(scorer: Scorer, card: Card, test: SplitData) -> dict[str, dict[str, Any]]:
     """Accuracy (at the fixed threshold; overall and per class) and ROC AUC of test under each
     of `robustness_batches`."""
     y = test.labels.numpy()
     out: dict[str, dict[str, Any]] = {}
     for name, images in robustness_batches(test, card.preprocess).items():
-        p_ai = predict_proba(model, images, device, batch_size, precision)
+        p_ai = scorer.proba(images)
         correct = (p_ai >= card.threshold) == y
         out[name] = {"accuracy": float(correct.mean()), "roc_auc": roc_auc(y, p_ai),
                      "per_class_accuracy": class_means(correct, y)}  # fmt: skip
@@ -122,20 +108,14 @@ def counterfactual(
 
 
 def history_sensitivity(
-    model: torch.nn.Module,
-    card: Card,
-    test: SplitData,
-    histories: dict[str, History],
-    device: torch.device,
-    batch_size: int,
-    precision: str,
+    scorer: Scorer, card: Card, test: SplitData, histories: dict[str, History]
 ) -> dict[str, Any]:
     """Per class, accuracy and mean P(ai) when every test picture (resampled, content held
     fixed) is given each class's raw history; and the shift in mean P(ai) between them."""
     y = test.labels.numpy()
     out: dict[str, Any] = {"scale": HISTORY_SCALE}
     for owner, images in history_batches(test, card.preprocess, histories).items():
-        p_ai = predict_proba(model, images, device, batch_size, precision)
+        p_ai = scorer.proba(images)
         correct = (p_ai >= card.threshold) == y
         accuracy, mean_p_ai = class_means(correct, y), class_means(p_ai, y)
         out[f"{owner}_history"] = {
@@ -260,40 +240,35 @@ def accuracy_by(predictions: pd.DataFrame, column: str) -> dict[str, dict[str, f
 
 
 def evaluate(
-    model: torch.nn.Module,
+    scorer: Scorer,
     card: Card,
     splits: dict[str, SplitData],
-    device: torch.device,
-    batch_size: int,
-    precision: str,
     seed: int,
     histories: dict[str, History],
     network: torch.nn.Module | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Explained]:
     """Metrics (nested, JSON-ready), the per-image predictions behind them and heatmaps of a
-    seeded choice of pictures; model, the card's network on device (or what scores as it does,
-    features.Cached; then network is the network itself, for the heatmaps); precision is fp32
-    or bf16, already resolved for the device; histories, each class's typical raw file
-    (`history.dominant_histories` of the manifest), for the history test."""
+    seeded choice of pictures. The scorer's model is the card's network (or what scores as it
+    does, features.Cached; then network is the network itself, for the heatmaps); histories,
+    each class's typical raw file (`history.dominant_histories` of the manifest), for the
+    history test."""
     started = time.perf_counter()
-    predictions = predict_splits(model, card, splits, device, batch_size, precision)
+    predictions = predict_splits(scorer, card, splits)
     seconds = time.perf_counter() - started
     started = time.perf_counter()
     picks = heatmap_picks(predictions, seed)
-    explained = explain_picks(network or model, splits, picks, device)
+    explained = explain_picks(network or scorer.model, splits, picks, scorer.device)
     heatmap_seconds = time.perf_counter() - started
     metrics = {
         **split_metrics(predictions, card.threshold, seed),
         "by_source": accuracy_by(predictions, "source"),
         "by_brand": accuracy_by(predictions, "brand"),
-        "robustness": robustness(model, card, splits["test"], device, batch_size, precision),
-        "history": history_sensitivity(
-            model, card, splits["test"], histories, device, batch_size, precision
-        ),
+        "robustness": robustness(scorer, card, splits["test"]),
+        "history": history_sensitivity(scorer, card, splits["test"], histories),
         "cross_source": cross_source(predictions),
         "generators": by_generator(predictions, card.trained.generators),
         "run": {  # val, test and eval scoring: what a user waits for
-            "precision": precision,
+            "precision": scorer.precision,
             "images_per_second": round(len(predictions) / seconds, 2),
             "heatmap_seconds": round(heatmap_seconds, 2),
         },

@@ -34,9 +34,11 @@ from sneakers.params import AugmentSettings, ModelSettings, Params
 from sneakers.perturb import augment_batch
 
 
-def frozen_backbone(net: ModelSettings, image_size: int, device: torch.device) -> EfficientNetLite:
+def frozen_backbone(
+    model_settings: ModelSettings, image_size: int, device: torch.device
+) -> EfficientNetLite:
     """model.arch with its ImageNet weights, for model.train head: in eval mode on device."""
-    model = build_model(net.arch, image_size, part="head", pool=net.pool)
+    model = build_model(model_settings.arch, image_size, part="head", pool=model_settings.pool)
     return model.to(device, memory_format=torch.channels_last).eval()
 
 

@@ -100,9 +100,3 @@ class Scorer:
                 logits = self.model(to_input(batch, self.device))
             out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
-
-
-def predict_proba(model: nn.Module, images: Images, device: torch.device, batch_size: int,
-                  precision: str, workers: int = 0) -> np.ndarray:  # fmt: skip
-    """Temporary: removed once every caller uses Scorer."""
-    return Scorer(model, device, batch_size, precision, workers).proba(images)
