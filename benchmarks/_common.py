@@ -134,11 +134,16 @@ def standardized_at(standardized: Path, raw: Path, size: int, tmp: Path) -> Path
     current = image_size(standardized)
     if size == current:
         return standardized
-    need(raw, f"raw images (to standardize at {size}px; {standardized} is at {current}px)",
-         "pass --raw FOLDER")  # fmt: skip
+    need(
+        raw,
+        f"raw images (to standardize at {size}px; {standardized} is at {current}px)",
+        "pass --raw FOLDER",
+    )
     ids = set(read_csv(standardized / "index.csv")["id"])
-    print(f"{standardized} holds {current}px images: standardizing {len(ids)} images of {raw} "
-          f"at {size}px into a temporary folder")  # fmt: skip
+    print(
+        f"{standardized} holds {current}px images: standardizing {len(ids)} images of {raw} "
+        f"at {size}px into a temporary folder"
+    )
     out = tmp / "standardized"
     settings = StandardizeSettings(size=size)
     standardize_manifest(raw_manifest(raw, keep_ids=ids), raw.parent, out, settings, 50_000_000)

@@ -54,12 +54,16 @@ def main() -> None:
     apply_step_args(args)
     seed_everything(args.seed)
     print(machine())
-    print(f"{args.arch} at {args.size}px, batch {args.batch_size}: {args.steps} train steps and "
-          f"{args.eval_batches} eval batches per layout after 1 warm-up; {load()}")  # fmt: skip
+    print(
+        f"{args.arch} at {args.size}px, batch {args.batch_size}: {args.steps} train steps and "
+        f"{args.eval_batches} eval batches per layout after 1 warm-up; {load()}"
+    )
 
     base = build_model(args.arch, args.size)
-    models = {"channels_last": copy.deepcopy(base).to(memory_format=torch.channels_last),
-              "contiguous": copy.deepcopy(base)}  # fmt: skip
+    models = {
+        "channels_last": copy.deepcopy(base).to(memory_format=torch.channels_last),
+        "contiguous": copy.deepcopy(base),
+    }
     optimizers = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, 3, args.size, args.size, generator=gen)
@@ -86,8 +90,10 @@ def main() -> None:
     for kind, n in (("train", args.steps), ("eval", args.eval_batches)):
         for k in names:
             rate[k, kind] = n * args.batch_size / times[k, kind]
-        print(f"{kind:5s}: channels_last {rate['channels_last', kind]:7.2f} images/s, "
-              f"contiguous {rate['contiguous', kind]:7.2f} images/s  ({load()})")  # fmt: skip
+        print(
+            f"{kind:5s}: channels_last {rate['channels_last', kind]:7.2f} images/s, "
+            f"contiguous {rate['contiguous', kind]:7.2f} images/s  ({load()})"
+        )
     ratio = {
         kind: rate["channels_last", kind] / rate["contiguous", kind] for kind in ("train", "eval")
     }

@@ -11,33 +11,22 @@ validation accuracy of the kept model; its last line is PASS or FAIL (accuracy a
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import _common  # noqa: F401  (importing it puts this checkout's src/ first on sys.path)
 import numpy as np
-import pandas as pd
 import torch
 
 from sneakers import distributed
-from sneakers.data import CLASS_NAMES, SplitData
+from sneakers.inference import Scorer
 from sneakers.logs import MemoryLog
 from sneakers.params import ModelSettings, RuntimeSettings, TrainSettings
 from sneakers.train import train
 
-
-def synthetic(n: int, size: int, seed: int) -> SplitData:
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n) % 2)
-    images = rng.integers(0, 90, (n, 3, size, size), dtype=np.uint8)
-    side = size // 3
-    for i in np.flatnonzero(labels):
-        y, x = rng.integers(0, size - side, 2)
-        images[i, :, y : y + side, x : x + side] = 240
-    names = [CLASS_NAMES[c] for c in labels]
-    generator = [None if c == 0 else "synthetic" for c in labels]  # train() records generators
-    ids = [f"{seed}-{i}" for i in range(n)]
-    rows = pd.DataFrame({"id": ids, "source": "synthetic", "label": names, "generator": generator})
-    return SplitData(torch.from_numpy(images), torch.from_numpy(labels).long(), rows)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import synthetic_split  # the test suite's separable pictures
 
 
 def main() -> None:
@@ -48,8 +37,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
-    splits = {"train": synthetic(args.images, args.size, 0),
-              "val": synthetic(max(64, args.images // 8), args.size, 1)}  # fmt: skip
+    splits = {
+        "train": synthetic_split("train", args.images, args.size, 0),
+        "val": synthetic_split("val", max(64, args.images // 8), args.size, 1),
+    }
     log = MemoryLog() if distributed.is_main() else None
     started = time.perf_counter()
     settings = TrainSettings(epochs=args.epochs, lr=1e-3, batch_size=args.batch_size)
@@ -60,10 +51,8 @@ def main() -> None:
         return
     seconds = time.perf_counter() - started
     model = build(fitted)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        x = splits["val"].images.to(device).float().div(255).sub(0.5).div(0.5)
-        p = torch.softmax(model(x).float(), 1)[:, 1].cpu().numpy()
+    scorer = Scorer(model, next(model.parameters()).device, 64, fitted.trained.eval_precision)
+    p = scorer.proba(splits["val"].images)
     accuracy = float(np.mean((p >= fitted.threshold) == splits["val"].labels.numpy()))
     print(
         f"ddp_check: {fitted.trained.processes} processes ({backend}) on "
@@ -79,7 +68,8 @@ def build(fitted) -> torch.nn.Module:
 
     model = build_model("seed_cnn", fitted.image_size)
     model.load_state_dict(fitted.state_dict)
-    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 if __name__ == "__main__":

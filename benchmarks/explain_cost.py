@@ -52,8 +52,10 @@ def main() -> None:
             paths = write_jpegs(Path(tmp) / "in", args.images, pre.size)
         if not paths:
             fail(f"no image files under {' '.join(args.paths)}")
-        print(f"model {args.model}: {card.arch} at {pre.size} px; {len(paths)} images, "
-              f"batch {args.batch_size}, {torch.get_num_threads()} torch threads")  # fmt: skip
+        print(
+            f"model {args.model}: {card.arch} at {pre.size} px; {len(paths)} images, "
+            f"batch {args.batch_size}, {torch.get_num_threads()} torch threads"
+        )
 
         def run(explain: bool) -> float:
             overlays = Overlays(Path(tmp) / "out", paths) if explain else None
@@ -74,9 +76,11 @@ def main() -> None:
         inside = [mass_in_box(h, b) for h, b in zip(heat, boxes, strict=True) if b]
         area = [(b[2] - b[0]) * (b[3] - b[1]) / pre.size**2 for b in boxes if b]
         if inside:
-            print(f"shoe box found in {len(inside)} of {len(paths)} pictures: heatmap mass inside "
-                  f"{np.mean(inside):.3f} (median {np.median(inside):.3f}) against a box area of "
-                  f"{np.mean(area):.3f}")  # fmt: skip
+            print(
+                f"shoe box found in {len(inside)} of {len(paths)} pictures: heatmap mass inside "
+                f"{np.mean(inside):.3f} (median {np.median(inside):.3f}) against a box area of "
+                f"{np.mean(area):.3f}"
+            )
         ratio = best["predict --explain"] / best["predict"]
         print(f"--explain / predict time: {ratio:.2f}")
 

@@ -136,15 +136,30 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.repo / "data/features").is_dir():
         fail(f"{args.repo}/data/features is missing: run `dvc repro` there on the shared profile")
-    recipes = [{"name": f"{args.alone} only, blocks, C 0.1, label balance, threshold val",
-                "generators": [args.alone], "pool": "blocks", "head_c": 0.1,
-                "balance": "label", "threshold": "val"}]  # fmt: skip
+    recipes = [
+        {
+            "name": f"{args.alone} only, blocks, C 0.1, label balance, threshold val",
+            "generators": [args.alone],
+            "pool": "blocks",
+            "head_c": 0.1,
+            "balance": "label",
+            "threshold": "val",
+        }
+    ]
     for pool, c, balance, threshold in itertools.product(
         args.pools, args.c, args.balances, args.thresholds
     ):
         name = f"all generators, {pool}, C {c:g}, {balance} balance, threshold {threshold}"
-        recipes.append({"name": name, "generators": None, "pool": pool, "head_c": c,
-                        "balance": balance, "threshold": threshold})  # fmt: skip
+        recipes.append(
+            {
+                "name": name,
+                "generators": None,
+                "pool": pool,
+                "head_c": c,
+                "balance": balance,
+                "threshold": threshold,
+            }
+        )
     memoized_fits()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     started = time.perf_counter()

@@ -95,9 +95,11 @@ def build_data(tmp: Path, n: int, size: int, seed: int):
     split[["id", "split"]].to_csv(tmp / "split.csv", index=False)
     splits = load_splits(tmp / "standardized", tmp / "split.csv")
     cache(splits)  # every split decoded into memory
-    print(f"data: {n} synthetic {size}px images made in {made - started:.1f} s, standardized, "
-          f"split and decoded in {time.perf_counter() - made:.1f} s: "
-          + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))  # fmt: skip
+    print(
+        f"data: {n} synthetic {size}px images made in {made - started:.1f} s, standardized, "
+        f"split and decoded in {time.perf_counter() - made:.1f} s: "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    )
     return splits
 
 
@@ -250,16 +252,20 @@ def measure(splits, args, precision: str, epochs: int, device, clock: Clock) -> 
     clock.lap(f"{precision} test accuracy")
     rate = steady(rates)
     per_epoch = ", ".join(f"{r:.0f}" for r in rates)
-    print(f"{precision}: ceiling {top:.0f} images/s; real loop per epoch {per_epoch} images/s; "
-          f"median after epoch 1 {rate:.0f} = {rate / top:.2f} x ceiling; train() {seconds:.1f} s "
-          f"({log.summary['images_per_second']:.0f} images/s in its summary)")  # fmt: skip
+    print(
+        f"{precision}: ceiling {top:.0f} images/s; real loop per epoch {per_epoch} images/s; "
+        f"median after epoch 1 {rate:.0f} = {rate / top:.2f} x ceiling; train() {seconds:.1f} s "
+        f"({log.summary['images_per_second']:.0f} images/s in its summary)"
+    )
     losses = ", ".join(f"{v:.3f}" for v in log.metrics.get("train/loss", []))
     kept = on_device(loader, device)
-    print(f"{precision}: loader {type(loader).__name__}"
-          + (" (uint8 train split on the GPU)" if device.type == "cuda" and kept else "")
-          + f"; train loss per epoch {losses}; best epoch {fitted.trained.best_epoch}; "
-          f"test accuracy {accuracy:.3f} (threshold {fitted.threshold:.3f}, "
-          f"{len(splits['test'])} images)")  # fmt: skip
+    print(
+        f"{precision}: loader {type(loader).__name__}"
+        + (" (uint8 train split on the GPU)" if device.type == "cuda" and kept else "")
+        + f"; train loss per epoch {losses}; best epoch {fitted.trained.best_epoch}; "
+        f"test accuracy {accuracy:.3f} (threshold {fitted.threshold:.3f}, "
+        f"{len(splits['test'])} images)"
+    )
     return {"ratio": rate / top, "seconds": seconds, "accuracy": accuracy, "on_device": kept}
 
 
@@ -282,8 +288,10 @@ def main() -> None:
         device = torch.device("cpu")
     elif not torch.cuda.is_available():
         build = torch.version.cuda or "none"
-        fail(f"no CUDA GPU is visible to torch {torch.__version__} (CUDA build {build}): "
-             "run this on a machine with an NVIDIA GPU")  # fmt: skip
+        fail(
+            f"no CUDA GPU is visible to torch {torch.__version__} (CUDA build {build}): "
+            "run this on a machine with an NVIDIA GPU"
+        )
     else:
         device = torch.device("cuda")
         if not torch.cuda.is_bf16_supported(including_emulation=False):  # no bf16 ceiling
@@ -294,8 +302,10 @@ def main() -> None:
     print(machine())
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA "
-              f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+        print(
+            f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA "
+            f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
+        )
     clock.lap(f"start-up (torch import, {device.type} init)")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         splits = build_data(Path(tmp), args.images, args.size, args.seed)
@@ -310,9 +320,11 @@ def main() -> None:
     verdict = f"FAIL ({'; '.join(problems)})" if problems else "PASS"
     if args.cpu_smoke:
         verdict += " (cpu smoke run: figures mean nothing)"
-    print(f"gpu_check {verdict}: real/ceiling {precision} {run['ratio']:.2f}, fp32 "
-          f"{fp32['ratio']:.2f}; {args.epochs}-epoch {precision} run {run['seconds']:.1f} s; "
-          f"test accuracy {run['accuracy']:.3f}; total {clock.total():.0f} s")  # fmt: skip
+    print(
+        f"gpu_check {verdict}: real/ceiling {precision} {run['ratio']:.2f}, fp32 "
+        f"{fp32['ratio']:.2f}; {args.epochs}-epoch {precision} run {run['seconds']:.1f} s; "
+        f"test accuracy {run['accuracy']:.3f}; total {clock.total():.0f} s"
+    )
     if problems:
         raise SystemExit(1)
 

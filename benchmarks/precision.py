@@ -76,9 +76,11 @@ def cpu_peak() -> dict[str, float]:
         1024 if flags.get("amx_bf16") else 128 if flags.get("avx512_bf16") else fp32_per_cycle
     )
     ghz = cores * mhz / 1000
-    print(f"peak: {cores} cores x {mhz / 1000:.3f} GHz x FLOP/cycle (fp32 {fp32_per_cycle}, "
-          f"bf16 {bf16_per_cycle}; amx_bf16={flags.get('amx_bf16')}, "
-          f"avx512_bf16={flags.get('avx512_bf16')}, avx512_f={flags.get('avx512_f')})")  # fmt: skip
+    print(
+        f"peak: {cores} cores x {mhz / 1000:.3f} GHz x FLOP/cycle (fp32 {fp32_per_cycle}, "
+        f"bf16 {bf16_per_cycle}; amx_bf16={flags.get('amx_bf16')}, "
+        f"avx512_bf16={flags.get('avx512_bf16')}, avx512_f={flags.get('avx512_f')})"
+    )
     return {"fp32": ghz * fp32_per_cycle, "bf16": ghz * bf16_per_cycle}
 
 
@@ -204,10 +206,12 @@ def main() -> None:
     print(machine())
     peak = cpu_peak()
     forward_flops, step_flops = flops_per_image(args.arch, args.size)
-    print(f"{args.arch} at {args.size}px: {forward_flops / 1e9:.2f} GFLOP forward, "
-          f"{step_flops / 1e9:.2f} GFLOP per train image (FlopCounterMode); batch "
-          f"{args.batch_size}, {args.steps} train steps and {args.eval_batches} eval batches "
-          f"per variant after 1 warm-up; {load()}")  # fmt: skip
+    print(
+        f"{args.arch} at {args.size}px: {forward_flops / 1e9:.2f} GFLOP forward, "
+        f"{step_flops / 1e9:.2f} GFLOP per train image (FlopCounterMode); batch "
+        f"{args.batch_size}, {args.steps} train steps and {args.eval_batches} eval batches "
+        f"per variant after 1 warm-up; {load()}"
+    )
 
     base = build_model(args.arch, args.size)
     gen = torch.Generator().manual_seed(args.seed)
@@ -233,23 +237,31 @@ def main() -> None:
                 step = v.train_step(x, y) if kind == "train" else v.eval_step(x)
                 times[v.name, kind] += step
     rate = {}
-    for kind, rounds, flops in (("train", args.steps, step_flops),
-                                ("eval", args.eval_batches, forward_flops)):  # fmt: skip
+    for kind, rounds, flops in (
+        ("train", args.steps, step_flops),
+        ("eval", args.eval_batches, forward_flops),
+    ):
         for v in variants:
             rate[v.name, kind] = rounds * args.batch_size / times[v.name, kind]
             achieved = rate[v.name, kind] * flops / 1e9
             top = peak["bf16" if v.bf16 else "fp32"]
-            print(f"{kind:5s} {v.name:14s} {rate[v.name, kind]:7.2f} img/s "
-                  f"{achieved:7.1f} GFLOP/s = {achieved / top:6.1%} of the {top:.0f} GFLOP/s "
-                  f"{'bf16' if v.bf16 else 'fp32'} peak  ({load()})")  # fmt: skip
+            print(
+                f"{kind:5s} {v.name:14s} {rate[v.name, kind]:7.2f} img/s "
+                f"{achieved:7.1f} GFLOP/s = {achieved / top:6.1%} of the {top:.0f} GFLOP/s "
+                f"{'bf16' if v.bf16 else 'fp32'} peak  ({load()})"
+            )
     if "fp32-nanfill" in names:
         old = {k: rate["fp32", k] / rate["fp32-nanfill", k] for k in ("train", "eval")}
-        print(f"fp32 / fp32-nanfill (the step before this change): train {old['train']:.2f}, "
-              f"eval {old['eval']:.2f}")  # fmt: skip
+        print(
+            f"fp32 / fp32-nanfill (the step before this change): train {old['train']:.2f}, "
+            f"eval {old['eval']:.2f}"
+        )
     best = {k: max(names, key=lambda n, k=k: rate[n, k]) for k in ("train", "eval")}
     ratio = {k: rate[best[k], k] / rate["fp32", k] for k in ("train", "eval")}
-    print(f"best train / fp32 train {ratio['train']:.2f} ({best['train']}), "
-          f"best eval / fp32 eval {ratio['eval']:.2f} ({best['eval']})")  # fmt: skip
+    print(
+        f"best train / fp32 train {ratio['train']:.2f} ({best['train']}), "
+        f"best eval / fp32 eval {ratio['eval']:.2f} ({best['eval']})"
+    )
 
 
 if __name__ == "__main__":

@@ -75,9 +75,21 @@ def competitor(args: argparse.Namespace) -> subprocess.Popen:
 
 def measure(args: argparse.Namespace, precision: str, setting: str) -> tuple[float, int]:
     """Images per second of one child and the threads it ran with."""
-    cmd = [sys.executable, __file__, "--child", "--precision", precision, "--arch", args.arch,
-           "--size", str(args.size), "--steps", str(args.steps),
-           "--batch-size", str(args.batch_size)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--precision",
+        precision,
+        "--arch",
+        args.arch,
+        "--size",
+        str(args.size),
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     env = {**os.environ, **SETTINGS[setting]}
     env = {k: v for k, v in env.items() if v is not None}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -107,10 +119,14 @@ def main() -> None:
 
     print(machine())
     flags = torch.cpu.get_capabilities()
-    print("bf16 hardware: " + ", ".join(f"{k} {bool(flags.get(k))}" for k in
-                                        ("amx_bf16", "avx512_bf16")))  # fmt: skip
-    print(f"{args.arch} at {args.size} px, batch {args.batch_size}, {args.steps} timed steps "
-          f"per child after 1 warm-up")  # fmt: skip
+    print(
+        "bf16 hardware: "
+        + ", ".join(f"{k} {bool(flags.get(k))}" for k in ("amx_bf16", "avx512_bf16"))
+    )
+    print(
+        f"{args.arch} at {args.size} px, batch {args.batch_size}, {args.steps} timed steps "
+        f"per child after 1 warm-up"
+    )
     runs: dict[tuple[str, str, str], list[float]] = {}
     for condition in ("idle", "loaded"):
         rival = competitor(args) if condition == "loaded" else None
@@ -122,8 +138,11 @@ def main() -> None:
                 for setting, precision in order if i % 2 == 0 else order[::-1]:
                     r, threads = measure(args, precision, setting)
                     runs.setdefault((condition, setting, precision), []).append(r)
-                    print(f"{condition:6s} {setting:8s} {precision}: {r:6.2f} img/s "
-                          f"({threads} thread(s); {load()})", flush=True)  # fmt: skip
+                    print(
+                        f"{condition:6s} {setting:8s} {precision}: {r:6.2f} img/s "
+                        f"({threads} thread(s); {load()})",
+                        flush=True,
+                    )
         finally:
             if rival:
                 rival.kill()
@@ -138,8 +157,7 @@ def main() -> None:
             parts.append(f"{condition} {setting} {ratio:.2f}")
     best = max(args.settings, key=lambda s: rate["loaded", s, "bf16"])
     vs = rate["loaded", best, "bf16"] / rate["loaded", "spin", "fp32"]
-    print(f"bf16 / fp32 train: {'; '.join(parts)}; loaded best bf16 ({best}) / spin fp32 "
-          f"{vs:.2f}")  # fmt: skip
+    print(f"bf16 / fp32 train: {'; '.join(parts)}; loaded best bf16 ({best}) / spin fp32 {vs:.2f}")
 
 
 if __name__ == "__main__":

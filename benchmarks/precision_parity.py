@@ -48,8 +48,10 @@ def main() -> None:
     cache(splits)  # every split decoded into memory
     threshold = card.threshold
     print(machine())
-    print(f"{args.model}: {card.arch} at {card.image_size}px, threshold "
-          f"{threshold:.4f}, trained in {card.trained.precision}; {load()}")  # fmt: skip
+    print(
+        f"{args.model}: {card.arch} at {card.image_size}px, threshold "
+        f"{threshold:.4f}, trained in {card.trained.precision}; {load()}"
+    )
     same = total = 0
     for name in args.splits:
         data = splits[name]
@@ -63,10 +65,12 @@ def main() -> None:
         agree = int(np.sum(labels["fp32"] == labels["bf16"]))
         same, total = same + agree, total + len(y)
         accuracy = {k: float(np.mean(v == y)) for k, v in labels.items()}
-        print(f"{name}: n {len(y)}, accuracy fp32 {accuracy['fp32']:.4f} bf16 "
-              f"{accuracy['bf16']:.4f}, same label {agree}/{len(y)}, max |dP(ai)| "
-              f"{float(np.max(np.abs(p['fp32'] - p['bf16']))):.4f}, images/s fp32 "
-              f"{rate['fp32']:.1f} bf16 {rate['bf16']:.1f}  ({load()})")  # fmt: skip
+        print(
+            f"{name}: n {len(y)}, accuracy fp32 {accuracy['fp32']:.4f} bf16 "
+            f"{accuracy['bf16']:.4f}, same label {agree}/{len(y)}, max |dP(ai)| "
+            f"{float(np.max(np.abs(p['fp32'] - p['bf16']))):.4f}, images/s fp32 "
+            f"{rate['fp32']:.1f} bf16 {rate['bf16']:.1f}  ({load()})"
+        )
     print(f"bf16/fp32 same label: {same / total:.4f} of {total} images (bar >= 0.995)")
 
 

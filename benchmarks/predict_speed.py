@@ -88,8 +88,10 @@ def main() -> None:
     card, pre = loaded.card, loaded.card.preprocess
     n, batch, threshold = args.images, args.batch_size, card.threshold
     scorer = Scorer(model, CPU, batch, "fp32")
-    print(f"model {args.model}: {card.arch} at {pre.size} px; {n} images, batch {batch}, "
-          f"{torch.get_num_threads()} torch threads, best of {args.rounds} rounds")  # fmt: skip
+    print(
+        f"model {args.model}: {card.arch} at {pre.size} px; {n} images, batch {batch}, "
+        f"{torch.get_num_threads()} torch threads, best of {args.rounds} rounds"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_jpegs(Path(tmp), n, pre.size)
@@ -100,8 +102,13 @@ def main() -> None:
         for start in range(0, n, batch):
             files = paths[start : start + batch]
             x = torch.randn(len(files), 3, pre.size, pre.size, generator=generator)
-            batches.append((files, x.contiguous(memory_format=torch.channels_last),
-                            decoded[start : start + batch]))  # fmt: skip
+            batches.append(
+                (
+                    files,
+                    x.contiguous(memory_format=torch.channels_last),
+                    decoded[start : start + batch],
+                )
+            )
 
         @torch.no_grad()
         def forward(item: tuple) -> None:
@@ -115,8 +122,11 @@ def main() -> None:
         def model_stage(item: tuple) -> None:
             scorer.proba(item[2])
 
-        measures = {"forward ceiling": forward, "predict end-to-end": end_to_end,
-                    "model stage": model_stage}  # fmt: skip
+        measures = {
+            "forward ceiling": forward,
+            "predict end-to-end": end_to_end,
+            "model stage": model_stage,
+        }
         for work in measures.values():  # warm up: first touch of the weights, oneDNN kernels
             work(batches[0])
         best = {name: [float("inf")] * len(batches) for name in measures}

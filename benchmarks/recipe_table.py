@@ -42,8 +42,14 @@ def experiments(repo: Path) -> list[dict[str, Any]]:
             data = rev["data"]
             metrics = {k: v.get("data", {}) for k, v in data["metrics"].items()}
             params = data["params"]["params.yaml"]["data"]
-            out.append({"name": exp["name"], "params": params, "metrics": metrics,
-                        "time": data.get("timestamp") or ""})  # fmt: skip
+            out.append(
+                {
+                    "name": exp["name"],
+                    "params": params,
+                    "metrics": metrics,
+                    "time": data.get("timestamp") or "",
+                }
+            )
     latest = {e["name"]: e for e in sorted(out, key=lambda e: e["time"])}
     return list(latest.values())
 
@@ -68,10 +74,12 @@ def row(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if "detection_rate" in source:
                 folders[f"det {name}"].append(source["detection_rate"])
     drops = {
-        c: max(100 * (e["robustness"]["clean"]["accuracy"] - e["robustness"][c]["accuracy"])
-               for e in evals)
+        c: max(
+            100 * (e["robustness"]["clean"]["accuracy"] - e["robustness"][c]["accuracy"])
+            for e in evals
+        )
         for c in ROBUSTNESS
-    }  # fmt: skip
+    }
     train = [r["metrics"]["dvclive/train/metrics.json"].get("seconds", np.nan) for r in runs]
     return {
         "seeds": len(runs),

@@ -109,9 +109,19 @@ def write_shards(out_dir: Path, n: int, seed: int) -> None:
     for start in range(0, n, 1000):
         ids = [f"{k:016x}" for k in range(start, min(start + 1000, n))]
         jpegs = [synthetic_jpeg(rng, STREAM_SIDE, 90) for _ in ids]
-        metas = [{"id": i, "label": "real", "source": "synthetic", "role": "train",
-                  "path": f"{i}.jpg", "brand": "", "generator": "", "group": ""}
-                 for i in ids]  # fmt: skip
+        metas = [
+            {
+                "id": i,
+                "label": "real",
+                "source": "synthetic",
+                "role": "train",
+                "path": f"{i}.jpg",
+                "brand": "",
+                "generator": "",
+                "group": "",
+            }
+            for i in ids
+        ]
         members = b"".join(tar_member(f"{i}.jpg", data) for i, data in zip(ids, jpegs, strict=True))
         writer.add(members, metas, [len(data) for data in jpegs])
     writer.close()
@@ -157,8 +167,9 @@ def prepare(task: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
 
     shard_dir = Path(task["dir"])
     index = read_csv(shard_dir / "index.csv")
-    data = SplitData(ShardImages.of(shard_dir, index), torch.zeros(len(index), dtype=torch.long),
-                     index)  # fmt: skip
+    data = SplitData(
+        ShardImages.of(shard_dir, index), torch.zeros(len(index), dtype=torch.long), index
+    )
     settings = TrainSettings(batch_size=task["batch"], num_workers=task["workers"])
     loader = make_loader(data, settings, torch.device("cpu"), seed=0)
     return partial(epoch, loader, data, kind == "in-memory"), {}
@@ -172,8 +183,13 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     out = work()
     seconds = time.perf_counter() - started
-    result = {**facts, "seconds": seconds, "peak": peak_mib(), "growth": peak_mib() - before,
-              "workers": peak_mib(resource.RUSAGE_CHILDREN)}  # fmt: skip
+    result = {
+        **facts,
+        "seconds": seconds,
+        "peak": peak_mib(),
+        "growth": peak_mib() - before,
+        "workers": peak_mib(resource.RUSAGE_CHILDREN),
+    }
     if task["kind"].startswith("near"):
         digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()[:12]
         result.update(pairs=len(out), digest=digest)
@@ -209,18 +225,22 @@ def main() -> None:
     if sizes[0] < 2 or args.standardize_images < 1 or args.batch_size < 1:
         fail("--sizes must be at least 2, --standardize-images and --batch-size at least 1")
     print(machine())
-    print(f"sizes {sizes}; near_threshold {THRESHOLD}, {NEAR_FRACTION:.0%} planted near copies; "
-          f"standardize {args.standardize_images} images of {args.input_side} px; stream "
-          f"{STREAM_SIDE} px, batch {args.batch_size}, {args.workers} DataLoader workers; "
-          f"{load()}")  # fmt: skip
+    print(
+        f"sizes {sizes}; near_threshold {THRESHOLD}, {NEAR_FRACTION:.0%} planted near copies; "
+        f"standardize {args.standardize_images} images of {args.input_side} px; stream "
+        f"{STREAM_SIDE} px, batch {args.batch_size}, {args.workers} DataLoader workers; "
+        f"{load()}"
+    )
 
     rows: list[dict[str, Any]] = []  # kind, n, seconds, peak, growth, workers, note
 
     def record(kind: str, n: int, got: dict[str, Any], note: str = "") -> None:
         rows.append({"kind": kind, "n": n, **got, "note": note})
-        print(f"{kind:12s} {n:7d}: {got['seconds']:8.3f} s, peak {got['peak']:6.0f} MiB "
-              f"(+{got['growth']:.0f}), workers {got['workers']:.0f} MiB {note}  ({load()})",
-              flush=True)  # fmt: skip
+        print(
+            f"{kind:12s} {n:7d}: {got['seconds']:8.3f} s, peak {got['peak']:6.0f} MiB "
+            f"(+{got['growth']:.0f}), workers {got['workers']:.0f} MiB {note}  ({load()})",
+            flush=True,
+        )
 
     for n in sizes:
         index = measure({"kind": "near index", "n": n, "seed": args.seed + n})
@@ -230,26 +250,48 @@ def main() -> None:
             if (scan["pairs"], scan["digest"]) != (index["pairs"], index["digest"]):
                 fail(f"at {n} the index found {index['pairs']} pairs, the scan {scan['pairs']}")
             record("near scan", n, scan, f"{scan['pairs']} pairs, the same")
-    one = measure({"kind": "standardize", "n": args.standardize_images, "seed": args.seed,
-                   "side": args.input_side})  # fmt: skip
+    one = measure(
+        {
+            "kind": "standardize",
+            "n": args.standardize_images,
+            "seed": args.seed,
+            "side": args.input_side,
+        }
+    )
     each = one["seconds"] / args.standardize_images
-    print(f"standardize: {1000 * each:.2f} ms per image over {args.standardize_images} images "
-          f"of {one['kib']:.0f} KiB on average (one process), peak {one['peak']:.0f} MiB "
-          f"(+{one['growth']:.0f})")  # fmt: skip
+    print(
+        f"standardize: {1000 * each:.2f} ms per image over {args.standardize_images} images "
+        f"of {one['kib']:.0f} KiB on average (one process), peak {one['peak']:.0f} MiB "
+        f"(+{one['growth']:.0f})"
+    )
     for n in sizes:
-        rows.append({**one, "kind": "standardize", "n": n, "seconds": each * n,
-                     "note": "per-image time x n: images are independent"})  # fmt: skip
+        rows.append(
+            {
+                **one,
+                "kind": "standardize",
+                "n": n,
+                "seconds": each * n,
+                "note": "per-image time x n: images are independent",
+            }
+        )
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         for n in (s for s in sizes if s <= args.stream_max):
             shard_dir = Path(tmp) / str(n)
             shard_dir.mkdir()
             write_shards(shard_dir, n, args.seed + n)
             cache = n * 3 * STREAM_SIDE**2 / 2**20
-            notes = {"stream": f"batches of {args.batch_size}",
-                     "in-memory": f"the uint8 tensor: {cache:.0f} MiB"}  # fmt: skip
+            notes = {
+                "stream": f"batches of {args.batch_size}",
+                "in-memory": f"the uint8 tensor: {cache:.0f} MiB",
+            }
             for kind, note in notes.items():
-                task = {"kind": kind, "n": n, "dir": str(shard_dir), "batch": args.batch_size,
-                        "workers": args.workers}  # fmt: skip
+                task = {
+                    "kind": kind,
+                    "n": n,
+                    "dir": str(shard_dir),
+                    "batch": args.batch_size,
+                    "workers": args.workers,
+                }
                 record(kind, n, measure(task), note)
     print_table(rows)
 
@@ -257,8 +299,10 @@ def main() -> None:
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The table, then one line per task: time per image at each size over the smallest's."""
     print()
-    print(f"{'task':12s} {'images':>7s} {'seconds':>9s} {'us/image':>9s} {'images/s':>9s} "
-          f"{'peak MiB':>9s} {'growth':>7s} {'workers':>7s} {'x smallest':>10s}  note")  # fmt: skip
+    print(
+        f"{'task':12s} {'images':>7s} {'seconds':>9s} {'us/image':>9s} {'images/s':>9s} "
+        f"{'peak MiB':>9s} {'growth':>7s} {'workers':>7s} {'x smallest':>10s}  note"
+    )
     ratios = []
     for kind in KINDS:
         mine = [r for r in rows if r["kind"] == kind]
@@ -267,9 +311,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         base = mine[0]["seconds"] / mine[0]["n"]
         for r in mine:
             per = r["seconds"] / r["n"]
-            print(f"{kind:12s} {r['n']:7d} {r['seconds']:9.3f} {1e6 * per:9.1f} {1 / per:9.0f} "
-                  f"{r['peak']:9.0f} {r['growth']:7.0f} {r['workers']:7.0f} {per / base:10.2f}  "
-                  f"{r['note']}")  # fmt: skip
+            print(
+                f"{kind:12s} {r['n']:7d} {r['seconds']:9.3f} {1e6 * per:9.1f} {1 / per:9.0f} "
+                f"{r['peak']:9.0f} {r['growth']:7.0f} {r['workers']:7.0f} {per / base:10.2f}  "
+                f"{r['note']}"
+            )
         times = " / ".join(f"{r['seconds'] / r['n'] / base:.2f}" for r in mine)
         ratios.append(f"{kind} {times} at {' / '.join(str(r['n']) for r in mine)}")
     print()

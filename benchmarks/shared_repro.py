@@ -52,8 +52,14 @@ def shared_params(repo: Path, sets: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the scratch clone")
-    parser.add_argument("-S", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a param to set, e.g. model.pool=mean")  # fmt: skip
+    parser.add_argument(
+        "-S",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a param to set, e.g. model.pool=mean",
+    )
     args = parser.parse_args()
     print(machine())
     scratch = Path(tempfile.mkdtemp(prefix="sneakers-shared-"))
@@ -63,8 +69,12 @@ def main() -> None:
     seconds: dict[str, float] = {}
     for stage in stages(repo):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage],
-                              cwd=repo, capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        )
         seconds[stage] = time.perf_counter() - started
         if done.returncode:
             fail(f"stage {stage} failed in {repo}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")

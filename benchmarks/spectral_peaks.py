@@ -45,8 +45,7 @@ def main() -> None:
                 [Image.open(io.BytesIO(read_image(folder, row))) for _, row in rows.iterrows()]
             )
             peaks = [peak_ratio(spectrum, 1 / (p * args.resample)) for p in PERIODS]
-            print(f"{source:28} {label:5} {len(rows):>4}  "
-                  + "  ".join(f"{v:8.2f}" for v in peaks))  # fmt: skip
+            print(f"{source:28} {label:5} {len(rows):>4}  " + "  ".join(f"{v:8.2f}" for v in peaks))
 
 
 if __name__ == "__main__":

@@ -122,9 +122,11 @@ def main() -> None:
         )
         workers = worker_count(args.workers)
         print(machine())
-        print(f"{len(paths)} images from {raw}"
-              f"{f' (upscaled to {args.upscale}px)' if args.upscale else ''}, "
-              f"target {args.size}x{args.size}, JPEG q{args.quality}")  # fmt: skip
+        print(
+            f"{len(paths)} images from {raw}"
+            f"{f' (upscaled to {args.upscale}px)' if args.upscale else ''}, "
+            f"target {args.size}x{args.size}, JPEG q{args.quality}"
+        )
         print(f"stage: standardize_manifest with {workers} worker processes; {load()}")
 
         totals = {"naive": 0.0, "stage": 0.0, "single": 0.0, "forked": 0.0, "naive-mem": 0.0}
@@ -147,23 +149,31 @@ def main() -> None:
                 seconds, used = time.perf_counter() - started, cpu_seconds() - cpu_started
                 totals[name] += seconds
                 cpu[name] += used
-                print(f"round {r + 1} {name:9s}: {seconds:6.2f} s  "
-                      f"{len(paths) / seconds:7.1f} images/s  CPU {used:5.2f} s "
-                      f"({used / seconds:.2f} cores)  ({load()})")  # fmt: skip
+                print(
+                    f"round {r + 1} {name:9s}: {seconds:6.2f} s  "
+                    f"{len(paths) / seconds:7.1f} images/s  CPU {used:5.2f} s "
+                    f"({used / seconds:.2f} cores)  ({load()})"
+                )
     n = len(paths) * args.rounds
     ips = {name: n / seconds for name, seconds in totals.items()}
     print("all rounds: " + ", ".join(f"{k} {v:.1f}" for k, v in ips.items()) + " images/s")
     ms = {name: 1000 * used / n for name, used in cpu.items()}
-    print(f"CPU per image: naive {ms['naive']:.2f} ms (of which writing one file per image "
-          f"{ms['naive'] - ms['naive-mem']:.2f} ms), stage {ms['stage']:.2f} ms; cores used: "
-          f"stage {cpu['stage'] / totals['stage']:.2f} of {os.cpu_count()}")  # fmt: skip
+    print(
+        f"CPU per image: naive {ms['naive']:.2f} ms (of which writing one file per image "
+        f"{ms['naive'] - ms['naive-mem']:.2f} ms), stage {ms['stage']:.2f} ms; cores used: "
+        f"stage {cpu['stage'] / totals['stage']:.2f} of {os.cpu_count()}"
+    )
     top = workers * ips["single"]
     in_memory = ips["stage"] / ips["naive-mem"]
-    print(f"ceiling = {workers} cores x {ips['single']:.1f} images/s (single process) = "
-          f"{top:.1f} images/s; forked/ceiling = {ips['forked'] / top:.2f} (what the cores give "
-          f"together), standardize/naive-in-memory = {in_memory:.2f}")  # fmt: skip
-    print(f"standardize/ceiling = {ips['stage'] / top:.2f} (bar >= 0.85), standardize/naive = "
-          f"{ips['stage'] / ips['naive']:.2f} (bar >= 4 at full resolution)")  # fmt: skip
+    print(
+        f"ceiling = {workers} cores x {ips['single']:.1f} images/s (single process) = "
+        f"{top:.1f} images/s; forked/ceiling = {ips['forked'] / top:.2f} (what the cores give "
+        f"together), standardize/naive-in-memory = {in_memory:.2f}"
+    )
+    print(
+        f"standardize/ceiling = {ips['stage'] / top:.2f} (bar >= 0.85), standardize/naive = "
+        f"{ips['stage'] / ips['naive']:.2f} (bar >= 4 at full resolution)"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def part_peak(args: argparse.Namespace) -> None:
     cache(splits)  # every split decoded into memory
     cache_mib = sum(s.images.nbytes for s in splits.values()) / MIB
     count = sum(len(s) for s in splits.values())
-    print(f"[peak] after load_splits: peak RSS {peak_mib():.0f} MiB "
-          f"(image cache {cache_mib:.0f} MiB, {count} images)")  # fmt: skip
+    print(
+        f"[peak] after load_splits: peak RSS {peak_mib():.0f} MiB "
+        f"(image cache {cache_mib:.0f} MiB, {count} images)"
+    )
     full = splits["train"]
     n = args.images or len(full)
     splits["train"] = SplitData(full.images[:n], full.labels[:n], full.rows.iloc[:n])
@@ -67,12 +69,18 @@ def part_peak(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     train(splits, model, settings, runtime, args.seed, MemoryLog())
     seconds = time.perf_counter() - started
-    print(f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
-          f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}")  # fmt: skip
-    print(f"[peak] weights {params:.0f} MiB (with gradients, 2 Adam moments and the kept "
-          f"best state: 5 x = {5 * params:.0f} MiB) + image cache {cache_mib:.0f} MiB")  # fmt: skip
-    print(f"[peak] peak RSS of train(): {peak_mib():.0f} MiB "
-          f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")  # fmt: skip
+    print(
+        f"[peak] train(): seed_cnn {size}px, 1 epoch on {n} of {len(full)} train images, "
+        f"{len(splits['val'])} val, batch 32, {seconds:.0f} s; {load()}"
+    )
+    print(
+        f"[peak] weights {params:.0f} MiB (with gradients, 2 Adam moments and the kept "
+        f"best state: 5 x = {5 * params:.0f} MiB) + image cache {cache_mib:.0f} MiB"
+    )
+    print(
+        f"[peak] peak RSS of train(): {peak_mib():.0f} MiB "
+        f"(torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
 
 
 def part_share(args: argparse.Namespace) -> None:
@@ -121,19 +129,30 @@ def part_share(args: argparse.Namespace) -> None:
         cache_pages = {key: max(cache_pages[key], in_cache[key]) for key in cache_pages}
         for pid, info in infos:
             per_worker[pid] = max(per_worker.get(pid, 0.0), info.uss / MIB)
-    print(f"[share] {args.workers} workers, {batches} batches of the {len(data)}-image train "
-          f"split ({train_cache:.0f} MiB of the {cache_mib:.0f} MiB cache); {load()}")  # fmt: skip
+    print(
+        f"[share] {args.workers} workers, {batches} batches of the {len(data)}-image train "
+        f"split ({train_cache:.0f} MiB of the {cache_mib:.0f} MiB cache); {load()}"
+    )
     if parent is not None:
-        print(f"[share] parent (then): RSS {parent.rss / MIB:.0f} MiB, USS "
-              f"{parent.uss / MIB:.0f} MiB, PSS {parent.pss / MIB:.0f} MiB")  # fmt: skip
-    print("[share] largest USS per worker: "
-          + ", ".join(f"{v:.0f} MiB" for v in per_worker.values()))  # fmt: skip
-    print(f"[share] workers summed, largest seen: USS {worst['uss']:.0f} MiB, PSS "
-          f"{worst['pss']:.0f} MiB, RSS {worst['rss']:.0f} MiB")  # fmt: skip
-    print(f"[share] the train images' pages in the workers: {cache_pages['rss']:.0f} MiB "
-          f"resident (mapped, shared), {cache_pages['private']:.1f} MiB private")  # fmt: skip
-    print(f"workers' summed USS {worst['uss']:.0f} MiB = {worst['uss'] / cache_mib:.2f} x the "
-          f"{cache_mib:.0f} MiB image cache (a copy each: >= {args.workers} x)")  # fmt: skip
+        print(
+            f"[share] parent (then): RSS {parent.rss / MIB:.0f} MiB, USS "
+            f"{parent.uss / MIB:.0f} MiB, PSS {parent.pss / MIB:.0f} MiB"
+        )
+    print(
+        "[share] largest USS per worker: " + ", ".join(f"{v:.0f} MiB" for v in per_worker.values())
+    )
+    print(
+        f"[share] workers summed, largest seen: USS {worst['uss']:.0f} MiB, PSS "
+        f"{worst['pss']:.0f} MiB, RSS {worst['rss']:.0f} MiB"
+    )
+    print(
+        f"[share] the train images' pages in the workers: {cache_pages['rss']:.0f} MiB "
+        f"resident (mapped, shared), {cache_pages['private']:.1f} MiB private"
+    )
+    print(
+        f"workers' summed USS {worst['uss']:.0f} MiB = {worst['uss'] / cache_mib:.2f} x the "
+        f"{cache_mib:.0f} MiB image cache (a copy each: >= {args.workers} x)"
+    )
 
 
 def main() -> None:

@@ -101,8 +101,13 @@ def study_loader(raw: Path, n: int, size: int, batch_size: int, seed: int) -> Da
     folder = datasets.ImageFolder(str(raw), transform=tf)
     order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed))[:n]
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(Subset(folder, order.tolist()), batch_size=batch_size, shuffle=True,
-                      generator=g, num_workers=0)  # fmt: skip
+    return DataLoader(
+        Subset(folder, order.tolist()),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=g,
+        num_workers=0,
+    )
 
 
 def loading_only(loader, steps: int, prepare) -> float:
@@ -148,10 +153,14 @@ def main() -> None:
         fail(f"--images {args.images} gives {steps} step(s): use at least 2 batches")
     print(machine())
     total = sum(len(s) for s in splits.values())
-    print(f"load_splits: {total} images decoded once in {decode_s:.1f} s "
-          f"({total / decode_s:.0f} images/s); {load()}")  # fmt: skip
-    print(f"{args.arch} at {args.size}px, batch {args.batch_size}, {steps} steps "
-          f"({seen} of {len(full)} train images) + 1 warm-up step each")  # fmt: skip
+    print(
+        f"load_splits: {total} images decoded once in {decode_s:.1f} s "
+        f"({total / decode_s:.0f} images/s); {load()}"
+    )
+    print(
+        f"{args.arch} at {args.size}px, batch {args.batch_size}, {steps} steps "
+        f"({seen} of {len(full)} train images) + 1 warm-up step each"
+    )
 
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, 3, args.size, args.size, generator=gen)
@@ -177,18 +186,23 @@ def main() -> None:
         f"ceiling:   {steps} steps, {ceiling_ips:.2f} images/s (step median "
         f"{med(ceiling.times):.2f} s, range {min(ceiling.times):.2f}-{max(ceiling.times):.2f})"
     )
-    print(f"real loop: {steps} steps, {real:.2f} images/s (step median "
-          f"{med(both.real_steps):.2f} s, range {min(both.real_steps):.2f}-"
-          f"{max(both.real_steps):.2f}; with loading)  ({load()})")  # fmt: skip
+    print(
+        f"real loop: {steps} steps, {real:.2f} images/s (step median "
+        f"{med(both.real_steps):.2f} s, range {min(both.real_steps):.2f}-"
+        f"{max(both.real_steps):.2f}; with loading)  ({load()})"
+    )
 
     # Reference: the study's loading style against ours, loading only (no model).
     if args.raw.exists():
         study = study_loader(args.raw, seen, args.size, args.batch_size, args.seed)
         ours = loading_only(loader, steps, lambda images: to_input(images, device))
-        theirs = loading_only(study, steps, lambda images: images.contiguous(
-            memory_format=torch.channels_last))  # fmt: skip
-        print(f"loading only: in-memory uint8 loader {ours:.0f} images/s, "
-              f"study's ImageFolder+PIL+ToTensor {theirs:.0f} images/s")  # fmt: skip
+        theirs = loading_only(
+            study, steps, lambda images: images.contiguous(memory_format=torch.channels_last)
+        )
+        print(
+            f"loading only: in-memory uint8 loader {ours:.0f} images/s, "
+            f"study's ImageFolder+PIL+ToTensor {theirs:.0f} images/s"
+        )
         if args.study_train:
             loss_fn = nn.CrossEntropyLoss()
             model.train()

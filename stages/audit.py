@@ -28,9 +28,13 @@ def main() -> None:
     raw, std = result["raw"]["balanced_accuracy"], result["standardized"]["balanced_accuracy"]
     print(f"audit: metadata-only balanced accuracy raw {raw:.3f}, standardized {std:.3f}")
     history = result["history"]
-    print("audit: JPEG-history balanced accuracy " + ", ".join(
-        f"{k} {history[k]['balanced_accuracy']:.3f}" for k in ("raw", "standardized", "control")
-    ) + f"; gap standardized - control {history['gap']:+.3f}")  # fmt: skip
+    print(
+        "audit: JPEG-history balanced accuracy "
+        + ", ".join(
+            f"{k} {history[k]['balanced_accuracy']:.3f}" for k in ("raw", "standardized", "control")
+        )
+        + f"; gap standardized - control {history['gap']:+.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
     seed = params.seed
     metrics, predictions, explained = evaluate(scorer, card, splits, seed, histories, network)
     if store is not None:
-        print(f"evaluate: features of {store.read} pictures read from {store.folder}, "
-              f"{store.computed} computed")  # fmt: skip
+        print(
+            f"evaluate: features of {store.read} pictures read from {store.folder}, "
+            f"{store.computed} computed"
+        )
     train_summary = json.loads(TRAIN_SUMMARY.read_text())
     metrics["run"] = {
         "device": device_label(device),
@@ -83,19 +85,25 @@ def main() -> None:
     worst_png(splits["test"], predictions, figures / "worst.png")
     heatmaps_png(explained, figures / "heatmaps.png")
     test = metrics["test"]
-    print(f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
-          f"roc_auc {test['roc_auc']}")  # fmt: skip
+    print(
+        f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
+        f"roc_auc {test['roc_auc']}"
+    )
     for name, source in metrics["cross_source"].items():
         rates = [
             f"{k} {source[k]:.3f}" for k in ("false_positive_rate", "detection_rate") if k in source
         ]
-        print(f"evaluate: eval source {name} (n={source['n']}): accuracy {source['accuracy']:.3f}, "
-              + ", ".join(rates))  # fmt: skip
+        print(
+            f"evaluate: eval source {name} (n={source['n']}): accuracy {source['accuracy']:.3f}, "
+            + ", ".join(rates)
+        )
     for name, made in metrics["generators"].items():
         auc = made["roc_auc_vs"]["test"]
-        print(f"evaluate: generator {name} ({'seen' if made['seen'] else 'unseen'}, {made['in']}, "
-              f"n={made['n']}): detected {made['detection_rate']:.3f}, roc_auc vs test reals "
-              + (f"{auc:.3f}" if auc is not None else "n/a"))  # fmt: skip
+        print(
+            f"evaluate: generator {name} ({'seen' if made['seen'] else 'unseen'}, {made['in']}, "
+            f"n={made['n']}): detected {made['detection_rate']:.3f}, roc_auc vs test reals "
+            + (f"{auc:.3f}" if auc is not None else "n/a")
+        )
 
 
 if __name__ == "__main__":

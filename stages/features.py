@@ -17,10 +17,13 @@ from sneakers.paths import FEATURES, MANIFEST, SIMULATED, SPLIT, STANDARDIZED
 
 def main() -> None:
     params = load_params()
-    net, runtime = params.model, params.runtime
+    model_settings, runtime = params.model, params.runtime
     FEATURES.mkdir(parents=True, exist_ok=True)
-    if net.part != "head":
-        print(f"features: {net.arch} trains {net.part} of itself: no frozen trunk, nothing to keep")
+    if model_settings.part != "head":
+        print(
+            f"features: {model_settings.arch} trains {model_settings.part} of itself: "
+            "no frozen trunk, nothing to keep"
+        )
         return
     model, store, device, precision = trunk_and_store(params, FEATURES)
     splits = load_splits(STANDARDIZED, SPLIT)
@@ -32,11 +35,22 @@ def main() -> None:
     conditions |= {
         f"{k}_history": v for k, v in history_batches(splits["test"], recipe, histories).items()
     }
-    fill(model, store, splits, conditions, params.augment, params.seed, device, precision,
-         runtime.batch_size)  # fmt: skip
+    fill(
+        model,
+        store,
+        splits,
+        conditions,
+        params.augment,
+        params.seed,
+        device,
+        precision,
+        runtime.batch_size,
+    )
     part = store.save()
-    print(f"features: {store.read} read, {store.computed} computed with {store.folder.name}"
-          + (f" -> {part}" if part else ""))  # fmt: skip
+    print(
+        f"features: {store.read} read, {store.computed} computed with {store.folder.name}"
+        + (f" -> {part}" if part else "")
+    )
 
 
 if __name__ == "__main__":

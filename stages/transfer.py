@@ -22,10 +22,12 @@ FIGURE = TRANSFER_FIGURES / "matrix.png"
 
 def main() -> None:
     params = load_params()
-    net, runtime = params.model, params.runtime
-    if net.part != "head":
-        note = (f"model.train {net.part} trains the trunk: leave-one-generator-out refits a head "
-                "on cached features, so it needs model.train: head")  # fmt: skip
+    model_settings, runtime = params.model, params.runtime
+    if model_settings.part != "head":
+        note = (
+            f"model.train {model_settings.part} trains the trunk: leave-one-generator-out refits "
+            "a head on cached features, so it needs model.train: head"
+        )
         write_json(TRANSFER_METRICS, {"skipped": note})
         transfer_png({}, FIGURE, note)
         print(f"transfer: skipped: {note}")
@@ -33,21 +35,26 @@ def main() -> None:
     model, store, device, precision = trunk_and_store(params, FEATURES)
     splits = load_splits(STANDARDIZED, SPLIT)
     splits["train"] = add_simulated(splits["train"], SIMULATED)
-    embedded = fill(model, store, splits, {}, params.augment, params.seed, device, precision,
-                    runtime.batch_size)  # fmt: skip
+    embedded = fill(
+        model, store, splits, {}, params.augment, params.seed, device, precision, runtime.batch_size
+    )
     keep = generator_masks(splits, params.train.generators)
     generators = generators_in(splits["train"].take(keep["train"]))
     metrics = leave_one_out(model, splits, embedded, generators, params.train, params.seed)
     metrics["features"] = {"read": store.read, "computed": store.computed}
     write_json(TRANSFER_METRICS, metrics)
     transfer_png(metrics, FIGURE)
-    print(f"transfer: {metrics['fits']} fits on {len(generators)} generators in "
-          f"{metrics['seconds']} s ({store.read} features read, {store.computed} "
-          "computed)")  # fmt: skip
+    print(
+        f"transfer: {metrics['fits']} fits on {len(generators)} generators in "
+        f"{metrics['seconds']} s ({store.read} features read, {store.computed} "
+        "computed)"
+    )
     for name, row in metrics["leave_one_out"].items():
-        print(f"transfer: without {name}: detects {row['detection_rate']:.3f} of its {row['n']} "
-              f"pictures, roc_auc {row['roc_auc']:.3f}, real test called AI "
-              f"{row['real_test_fpr']:.3f}")  # fmt: skip
+        print(
+            f"transfer: without {name}: detects {row['detection_rate']:.3f} of its {row['n']} "
+            f"pictures, roc_auc {row['roc_auc']:.3f}, real test called AI "
+            f"{row['real_test_fpr']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,13 @@ SYNTH_PER_SPLIT = 48
 # Chosen so that training is quick, learns, and the best validation loss is not the last epoch.
 # fp32 unless a test asks: `auto` would mean bf16 on some CPUs and fp32 on others.
 SYNTH_TRAIN = {
-    "arch": "seed_cnn", "seed": 1, "epochs": 4, "lr": 0.01, "batch_size": 8, "precision": "fp32"
-}  # fmt: skip
+    "arch": "seed_cnn",
+    "seed": 1,
+    "epochs": 4,
+    "lr": 0.01,
+    "batch_size": 8,
+    "precision": "fp32",
+}
 
 
 def model_like_trained(arch: str, size: int) -> torch.nn.Module:
@@ -102,8 +107,7 @@ def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
     """Dark noise pictures; the ai ones carry a bright square, so any working CNN separates them.
 
     Rows carry the index columns evaluate and plots read (id, label, source, brand, generator,
-    path);
-    every third brand is missing, as for sources without brand names.
+    path); every third brand is missing, as for sources without brand names.
     """
     import torch
 
@@ -125,7 +129,7 @@ def synthetic_split(name: str, n: int, size: int, seed: int) -> SplitData:
             "brand": [None if i % 3 == 0 else "nike" for i in range(n)],
             "generator": [
                 ("gen-a" if i % 2 else "gen-b") if c else None for i, c in enumerate(labels)
-            ],  # fmt: skip
+            ],
             "path": [f"{name}/{i:03d}.jpg" for i in range(n)],
         }
     )
@@ -145,8 +149,16 @@ def in_shards(splits: dict[str, SplitData], out_dir: Path) -> dict[str, SplitDat
         writer = ShardWriter(shard_dir, shard_size=16)
         for k, image in enumerate(data.images):
             jpeg = encode_image(Image.fromarray(image.permute(1, 2, 0).numpy()), quality=95)
-            meta = {"id": f"{name}-{k}", "label": "", "source": "", "role": "", "path": "",
-                    "brand": "", "generator": "", "group": ""}  # fmt: skip
+            meta = {
+                "id": f"{name}-{k}",
+                "label": "",
+                "source": "",
+                "role": "",
+                "path": "",
+                "brand": "",
+                "generator": "",
+                "group": "",
+            }
             writer.add(tar_member(f"{k}.jpg", jpeg), [meta], [len(jpeg)])
         writer.close()
         out[name] = SplitData(ShardImages.of(shard_dir, writer.index()), data.labels, data.rows)
@@ -195,8 +207,9 @@ def train_synthetic(**overrides: Any) -> Trained:
 
     config = {**SYNTH_TRAIN, **overrides}
     part, pool = config.pop("part", "all"), config.pop("pool", "mean")
-    model = ModelSettings(arch=config.pop("arch"), input=config.pop("input", "rgb"), train=part,
-                          pool=pool)  # fmt: skip
+    model = ModelSettings(
+        arch=config.pop("arch"), input=config.pop("input", "rgb"), train=part, pool=pool
+    )
     runtime = RuntimeSettings(device="cpu", precision=config.pop("eval_precision", "fp32"))
     seed = config.pop("seed")
     settings = TrainSettings(num_workers=0, **config)
@@ -278,25 +291,48 @@ def in_float64(patch: Callable[[Any, str, Any], None]) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 DVC = [sys.executable, "-m", "dvc"]  # the dvc installed beside this interpreter
 TINY_DEMO = [
-    {"name": "demo-photos", "demo": {"kind": "photos", "count": 12, "size": 240},
-     "label": "real", "brand": "folder"},
-    {"name": "demo-renders", "demo": {"kind": "renders", "count": 10, "size": 256},
-     "label": "ai"},
-    {"name": "demo-compiled",
-     "demo": {"kind": "compiled", "real": 4, "ai": 4, "extra_real": 2, "extra_ai": 2,
-              "photo_size": 240, "render_size": 256},
-     "labels": {"real": "real", "ai-midjourney": "ai"}, "brand": "prefix"},
+    {
+        "name": "demo-photos",
+        "demo": {"kind": "photos", "count": 12, "size": 240},
+        "label": "real",
+        "brand": "folder",
+    },
+    {"name": "demo-renders", "demo": {"kind": "renders", "count": 10, "size": 256}, "label": "ai"},
+    {
+        "name": "demo-compiled",
+        "demo": {
+            "kind": "compiled",
+            "real": 4,
+            "ai": 4,
+            "extra_real": 2,
+            "extra_ai": 2,
+            "photo_size": 240,
+            "render_size": 256,
+        },
+        "labels": {"real": "real", "ai-midjourney": "ai"},
+        "brand": "prefix",
+    },
     # Held out: four new photos; five renders of which 7-9 are copies of demo-renders' own.
-    {"name": "demo-other-shop", "demo": {"kind": "photos", "count": 4, "size": 320,
-                                         "start": 50000}, "label": "real", "role": "eval"},
-    {"name": "demo-other-generator", "demo": {"kind": "renders", "count": 5, "size": 256,
-                                              "start": 7}, "label": "ai", "role": "eval"},
-]  # fmt: skip
+    {
+        "name": "demo-other-shop",
+        "demo": {"kind": "photos", "count": 4, "size": 320, "start": 50000},
+        "label": "real",
+        "role": "eval",
+    },
+    {
+        "name": "demo-other-generator",
+        "demo": {"kind": "renders", "count": 5, "size": 256, "start": 7},
+        "label": "ai",
+        "role": "eval",
+    },
+]
 GIT_ENV = {
     "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-}  # fmt: skip
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
 
 
 def tiny_pipeline_params() -> dict[str, Any]:
@@ -355,8 +391,18 @@ def make_sandbox(path: Path, params: dict[str, Any]) -> Sandbox:
     return sandbox
 
 
-STAGES = {"fetch", "merge", "standardize", "split", "audit", "simulate", "features", "train",
-          "evaluate", "transfer"}  # fmt: skip
+STAGES = {
+    "fetch",
+    "merge",
+    "standardize",
+    "split",
+    "audit",
+    "simulate",
+    "features",
+    "train",
+    "evaluate",
+    "transfer",
+}
 
 
 def stages_run(done: subprocess.CompletedProcess[str]) -> set[str]:

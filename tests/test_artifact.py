@@ -63,8 +63,12 @@ def test_a_card_records_the_model_data_and_code() -> None:
     recipe = synthetic_recipe(SIZE)
     card = make_artifact("seed_cnn", threshold=0.3, recipe=recipe, profile="demo").card
     assert (card.format, card.format_version) == ("sneakers-model", 2)
-    assert (card.arch, card.input, card.image_size, card.threshold) == ("seed_cnn", "rgb", SIZE,
-                                                                        0.3)  # fmt: skip
+    assert (card.arch, card.input, card.image_size, card.threshold) == (
+        "seed_cnn",
+        "rgb",
+        SIZE,
+        0.3,
+    )
     assert card.preprocess == recipe and card.data_profile == "demo"
     assert card.trained == trained_record()
     assert card.min_size == card.smallest_side() == MIN_SIZE
@@ -131,16 +135,40 @@ def test_network_builds_the_cards_input(tmp_path: Path) -> None:
 def test_a_format_1_model_file_says_to_retrain(tmp_path: Path) -> None:
     """A model file as sneakers wrote it before the Card (arch_args, mean/std in preprocess)."""
     model, path = model_like_trained("seed_cnn", SIZE), tmp_path / "old.pt"
-    torch.save({"format": "sneakers-model", "format_version": 1, "arch": "seed_cnn",
-                "arch_args": {"input": "rgb"}, "image_size": SIZE, "threshold": 0.5,
-                "state_dict": model.state_dict(),
-                "trained": {"epochs": 1, "best_epoch": 1, "best_val_loss": 0.3, "seed": 0,
-                            "device": "cpu", "precision": "fp32", "eval_precision": "fp32"},
-                "class_names": ["real", "ai"],
-                "preprocess": {"size": SIZE, "fit": "crop", "jpeg_quality": 90,
-                               "max_pixels": 50_000_000, "resample": 1.07,
-                               "resample_jitter": 0.0, "mean": MEAN, "std": STD},
-                "data_profile": "demo", "versions": artifact.versions()}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": "sneakers-model",
+            "format_version": 1,
+            "arch": "seed_cnn",
+            "arch_args": {"input": "rgb"},
+            "image_size": SIZE,
+            "threshold": 0.5,
+            "state_dict": model.state_dict(),
+            "trained": {
+                "epochs": 1,
+                "best_epoch": 1,
+                "best_val_loss": 0.3,
+                "seed": 0,
+                "device": "cpu",
+                "precision": "fp32",
+                "eval_precision": "fp32",
+            },
+            "class_names": ["real", "ai"],
+            "preprocess": {
+                "size": SIZE,
+                "fit": "crop",
+                "jpeg_quality": 90,
+                "max_pixels": 50_000_000,
+                "resample": 1.07,
+                "resample_jitter": 0.0,
+                "mean": MEAN,
+                "std": STD,
+            },
+            "data_profile": "demo",
+            "versions": artifact.versions(),
+        },
+        path,
+    )
     message = refusal(path)
     assert "format 1" in message and "re-train it with `dvc repro`" in message
 
@@ -167,16 +195,23 @@ def grown_weights() -> dict[str, Any]:
         pytest.param(("preprocess",), {}, "preprocess: missing", id="no-preprocess"),
         pytest.param((), {"arch": "vgg16"}, "arch: is 'vgg16'", id="unknown-arch"),
         pytest.param((), {"input": "hsv"}, "input: is 'hsv'", id="unknown-input"),
-        pytest.param((), {"image_size": 64}, "card: image_size 64 != preprocess.size",
-                     id="image-size-not-preprocess-size"),
-        pytest.param((), {"mean": 0.4}, "card: class names, mean or std differ",
-                     id="other-mean"),
-        pytest.param((), {"preprocess": {**synthetic_recipe().model_dump(), "mean": 0.5}},
-                     "preprocess.mean", id="mean-inside-preprocess"),
+        pytest.param(
+            (),
+            {"image_size": 64},
+            "card: image_size 64 != preprocess.size",
+            id="image-size-not-preprocess-size",
+        ),
+        pytest.param((), {"mean": 0.4}, "card: class names, mean or std differ", id="other-mean"),
+        pytest.param(
+            (),
+            {"preprocess": {**synthetic_recipe().model_dump(), "mean": 0.5}},
+            "preprocess.mean",
+            id="mean-inside-preprocess",
+        ),
         pytest.param((), {"arch_args": {"input": "rgb"}}, "arch_args", id="unknown-key"),
         pytest.param(("trained",), {}, "trained: missing", id="no-trained"),
     ],
-)  # fmt: skip
+)
 def test_a_card_that_breaks_the_schema_is_one_line(
     tmp_path: Path, drop: tuple[str, ...], changes: dict[str, Any], expected: str
 ) -> None:

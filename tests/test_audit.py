@@ -25,11 +25,17 @@ def test_a_perfect_metadata_leak_scores_one_and_none_scores_chance() -> None:
     n = 40
     labels = pd.Series(["ai", "real"] * (n // 2))
     splits = pd.Series(["train"] * 24 + ["val"] * 8 + ["test"] * 8)
-    leak = pd.DataFrame({
-        "width": 240, "height": 240, "bytes": 1000, "format": "JPEG", "subsampling": "4:2:0",
-        "jpeg_quality": [90 if x == "ai" else 95 for x in labels],
-        "icc": [x == "ai" for x in labels],
-    })  # fmt: skip
+    leak = pd.DataFrame(
+        {
+            "width": 240,
+            "height": 240,
+            "bytes": 1000,
+            "format": "JPEG",
+            "subsampling": "4:2:0",
+            "jpeg_quality": [90 if x == "ai" else 95 for x in labels],
+            "icc": [x == "ai" for x in labels],
+        }
+    )
     assert shortcut_score(leak, labels, splits, "logistic", 0)["balanced_accuracy"] == 1.0
     assert shortcut_score(leak, labels, splits, "tree", 0)["balanced_accuracy"] == 1.0
     same = leak.assign(jpeg_quality=90, icc=False)
@@ -71,7 +77,9 @@ def test_audit_sees_the_leak_in_raw_files_but_not_after_standardizing(
     assert result["raw"]["n_test"] == result["standardized"]["n_test"] > 0
     table = encoding_table(data["manifest"])
     assert set(zip(table["label"], table["quality"], table["icc"], strict=True)) == {
-        ("ai", "90", True), ("real", "95", False)}  # fmt: skip
+        ("ai", "90", True),
+        ("real", "95", False),
+    }
     assert (table.groupby("label")["share"].sum().round(6) == 1).all()
 
 
@@ -85,8 +93,9 @@ def test_shared_data_leaks_raw_and_not_standardized(
     raw.mkdir()
     (raw / "shared").symlink_to(SHARED)
     fetch_report(raw, [{"name": "shared"}])
-    source = PathSource(name="shared", path=str(SHARED),
-                        labels={"real": "real", "ai-midjourney": "ai"})  # fmt: skip
+    source = PathSource(
+        name="shared", path=str(SHARED), labels={"real": "real", "ai-midjourney": "ai"}
+    )
     data = build_dataset(tmp_path, raw, [source], size=240, seed=42)  # as params.yaml
     result = audit(data["manifest"], data["split"], data["index"], data["out"], "logistic", 42)
     assert result["raw"]["balanced_accuracy"] >= 0.99

@@ -104,9 +104,14 @@ def test_training_moves_the_trunk_from_its_imagenet_start(
     run = train_run(arch="efficientnet_lite0", epochs=1)
     start = load_weights("efficientnet_lite0")
     trained: Artifact = run.artifact
-    moved = [k for k, v in trained.state_dict.items()
-             if k.startswith("net.") and not k.startswith("net._fc.")
-             and v.is_floating_point() and not torch.equal(v, start[k[len("net."):]])]  # fmt: skip
+    moved = [
+        k
+        for k, v in trained.state_dict.items()
+        if k.startswith("net.")
+        and not k.startswith("net._fc.")
+        and v.is_floating_point()
+        and not torch.equal(v, start[k[len("net.") :]])
+    ]
     assert moved, "fine-tuning trains the trunk too"
 
 
@@ -122,8 +127,12 @@ def test_top_trains_the_last_blocks_and_leaves_the_rest_bit_identical(
     start = load_weights("efficientnet_lite0")
     trained = run.artifact.state_dict
     network = run.network()
-    frozen = {f"net.{name}" for module in network.frozen()
-              for name, m in network.net.named_modules() if m is module}  # fmt: skip
+    frozen = {
+        f"net.{name}"
+        for module in network.frozen()
+        for name, m in network.net.named_modules()
+        if m is module
+    }
     assert frozen, "top freezes the stem and every block but the last ones"
     for key, value in trained.items():
         if key.startswith("net.") and not key.startswith("net._fc."):

@@ -82,8 +82,20 @@ def test_gpu_check_code_path_runs_on_cpu() -> None:
 
 def test_precision_benchmark_measures_every_eager_variant_and_ends_with_the_ratios() -> None:
     """Tiny and without the compiled variants (a compile takes about a minute here)."""
-    done = run(sys.executable, str(BENCH / "precision.py"), "--size", "40", "--batch-size", "4",
-               "--steps", "1", "--eval-batches", "1", "--skip", "compile")  # fmt: skip
+    done = run(
+        sys.executable,
+        str(BENCH / "precision.py"),
+        "--size",
+        "40",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--eval-batches",
+        "1",
+        "--skip",
+        "compile",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[1].startswith("peak: ") and "GFLOP forward" in lines[2]
@@ -99,14 +111,23 @@ def test_precision_benchmark_measures_every_eager_variant_and_ends_with_the_rati
 
 def test_scale_benchmark_measures_every_task_and_ends_with_the_ratios() -> None:
     """Tiny: one size, two standardized images of 128 px."""
-    done = run(sys.executable, str(BENCH / "scale.py"), "--sizes", "200",
-               "--standardize-images", "2", "--input-side", "128")  # fmt: skip
+    done = run(
+        sys.executable,
+        str(BENCH / "scale.py"),
+        "--sizes",
+        "200",
+        "--standardize-images",
+        "2",
+        "--input-side",
+        "128",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     kinds = ("near index", "near scan", "standardize", "stream", "in-memory")
     for kind in kinds:
-        assert any(re.match(rf"{kind}\s+200\s+[\d.]+\s+[\d.]+(\s+\d+){{4}}\s+1\.00", x)
-                   for x in lines), kind  # fmt: skip
+        assert any(
+            re.match(rf"{kind}\s+200\s+[\d.]+\s+[\d.]+(\s+\d+){{4}}\s+1\.00", x) for x in lines
+        ), kind
     # the streamed epoch's DataLoader workers ran and were measured
     assert re.search(r"^stream\s+200(\s+[\d.]+){5}\s+[1-9]\d*\s+1\.00", done.stdout, re.M)
     assert re.search(r"near scan\s+200 .* (\d+) pairs, the same", done.stdout)

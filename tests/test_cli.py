@@ -18,9 +18,23 @@ from sneakers.data import MEAN, STD
 from sneakers.model import build_model, count_parameters
 from sneakers.params import ModelSettings
 
-CARD_KEYS = ["arch", "input", "image_size", "class_names", "threshold", "preprocess", "min_size",
-             "backbone_sha256", "part", "pool", "mean", "std", "trained", "data_profile",
-             "versions"]  # fmt: skip
+CARD_KEYS = [
+    "arch",
+    "input",
+    "image_size",
+    "class_names",
+    "threshold",
+    "preprocess",
+    "min_size",
+    "backbone_sha256",
+    "part",
+    "pool",
+    "mean",
+    "std",
+    "trained",
+    "data_profile",
+    "versions",
+]
 
 
 def test_info_describes_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,9 +98,15 @@ def test_info_of_a_format_1_model_file_says_to_retrain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "model.pt"
-    old = {"format": "sneakers-model", "format_version": 1, "arch": "gap_cnn",
-           "arch_args": {"input": "rgb"}, "image_size": 48, "threshold": 0.4,
-           "state_dict": build_model("gap_cnn", 48).state_dict()}  # fmt: skip
+    old = {
+        "format": "sneakers-model",
+        "format_version": 1,
+        "arch": "gap_cnn",
+        "arch_args": {"input": "rgb"},
+        "image_size": 48,
+        "threshold": 0.4,
+        "state_dict": build_model("gap_cnn", 48).state_dict(),
+    }
     torch.save(old, path)
     with pytest.raises(SystemExit) as exit_info:
         main(["info", str(path)])

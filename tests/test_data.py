@@ -185,9 +185,18 @@ def simulated_dir(tmp_path: Path, encode: Callable[..., bytes], parents: list[st
     """A simulate-stage output: one white fake per parent id."""
     out = tmp_path / "simulated"
     out.mkdir()
-    rows = pd.DataFrame({"id": [f"{p}-sim" for p in parents], "label": "ai",
-                         "source": "simulated-transposed", "role": "train", "path": "x.png",
-                         "brand": None, "generator": "autoencoder", "group": parents})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "id": [f"{p}-sim" for p in parents],
+            "label": "ai",
+            "source": "simulated-transposed",
+            "role": "train",
+            "path": "x.png",
+            "brand": None,
+            "generator": "autoencoder",
+            "group": parents,
+        }
+    )
     white = encode(Image.new("RGB", (SIZE, SIZE), (255,) * 3), "JPEG", quality=95)
     index = write_shards(rows, [white] * len(parents), out, shard_size=4)
     index.assign(parent=parents, scale=1.0).to_csv(out / "index.csv", index=False)
@@ -262,6 +271,9 @@ def test_generator_masks_keep_reals_and_the_chosen_generators_pictures(
     assert kept.labels.tolist() == (kept.rows["label"] == "ai").astype(int).tolist()
     cache({"train": kept})
     assert int(kept.images[kept.labels == 1].float().mean()) > 250  # the white fakes, not src's
-    with pytest.raises(SneakersError, match=r"^train.generators: dalle2 made no training picture "
-                       r"\(known: autoencoder, src\)$"):  # fmt: skip
+    with pytest.raises(
+        SneakersError,
+        match=r"^train.generators: dalle2 made no training picture "
+        r"\(known: autoencoder, src\)$",
+    ):
         generator_masks(splits, ["dalle2"])

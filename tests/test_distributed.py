@@ -62,10 +62,18 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = out / "run.py"
     script.write_text(SCRIPT.format(tests=str(TESTS), settings=SETTINGS, out=str(out)))
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         str(script)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return out
 
@@ -86,8 +94,10 @@ def test_two_processes_train_the_one_process_model(
     two = torch.load(two_processes / "weights.pt", weights_only=True)
     assert one.state_dict.keys() == two.keys()
     worst = max(float((one.state_dict[k] - two[k]).abs().max()) for k in two)
-    print(f"float64, 1 epoch: max |1 process - 2 processes| over all weights and BatchNorm "
-          f"statistics {worst:.1e}")  # fmt: skip
+    print(
+        f"float64, 1 epoch: max |1 process - 2 processes| over all weights and BatchNorm "
+        f"statistics {worst:.1e}"
+    )
     assert worst < TOLERANCE
     # ... and the comparison is sharp enough to see another seed.
     other = train_run(arch="seed_cnn", seed=2, eval_precision="fp32", **SETTINGS).artifact
@@ -149,15 +159,20 @@ def test_sigterm_reaches_the_processes_torchrun_started(tmp_path: Path) -> None:
     """`kill` of the stage (not of its process group) stops torchrun's processes too, each
     through its own cleanup, before the stage ends: none is left running, writing outputs."""
     (tmp_path / "rank.py").write_text(RANK)
-    stage = "from sneakers import distributed\nfrom sneakers.errors import run_main\n" \
-        "run_main(lambda: distributed.relaunch('rank.py', 1))\n"  # fmt: skip
+    stage = (
+        "from sneakers import distributed\nfrom sneakers.errors import run_main\n"
+        "run_main(lambda: distributed.relaunch('rank.py', 1))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "SNEAKERS_TORCHRUN"}
     # stderr goes to a file: a process left running must not keep the test waiting on a pipe.
     with (tmp_path / "stderr").open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-c", stage], cwd=tmp_path, env=env, stderr=stderr,
+            [sys.executable, "-c", stage],
+            cwd=tmp_path,
+            env=env,
+            stderr=stderr,
             preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 300  # torchrun starting on a busy machine
         while not (tmp_path / "started").exists() and time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "stderr").read_text()

@@ -107,10 +107,12 @@ def params_read(script: Path) -> set[str]:
     roots = {
         target.id
         for node in ast.walk(tree)
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
         and getattr(node.value.func, "id", "") == "load_params"
-        for target in node.targets if isinstance(target, ast.Name)
-    }  # fmt: skip
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     return set().union(*(fields_read(Params, chain) for chain in chains(tree, roots)))
 
 
@@ -119,8 +121,13 @@ def test_params_read_finds_whole_sections_keys_and_method_reads(tmp_path: Path) 
     script.write_text(
         "p = load_params()\nrun(p.seed, p.train, p.merge.max_pixels, p.data.sources())\n"
     )
-    assert params_read(script) == {"seed", "train", "merge.max_pixels", "data.profile",
-                                   "data.profiles"}  # fmt: skip
+    assert params_read(script) == {
+        "seed",
+        "train",
+        "merge.max_pixels",
+        "data.profile",
+        "data.profiles",
+    }
     script.write_text("p = load_params()\nrun(p.recipe())\n")  # methods that call methods
     assert params_read(script) == {"merge.max_pixels"} | {
         f"standardize.{key}" for key in StandardizeSettings().picture_settings()

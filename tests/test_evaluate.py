@@ -42,9 +42,20 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 REPORT_KEYS = {
-    "accuracy", "loss", "balanced_accuracy", "roc_auc", "average_precision", "accuracy_ci95",
-    "roc_auc_ci95", "ece", "brier", "threshold", "per_class", "n", "confusion",
-}  # fmt: skip
+    "accuracy",
+    "loss",
+    "balanced_accuracy",
+    "roc_auc",
+    "average_precision",
+    "accuracy_ci95",
+    "roc_auc_ci95",
+    "ece",
+    "brier",
+    "threshold",
+    "per_class",
+    "n",
+    "confusion",
+}
 
 
 def predictions() -> pd.DataFrame:
@@ -207,8 +218,11 @@ def test_robustness_sees_what_a_perturbation_does(
 ) -> None:
     """Grey pictures all score alike, so one class is always wrong and the AUC is a coin
     toss; an identity perturbation (PIL round trip) changes nothing; the split is untouched."""
-    grey = {"clean": None, "same": lambda im: im.copy(),
-            "grey": lambda im: Image.new("RGB", im.size, (128, 128, 128))}  # fmt: skip
+    grey = {
+        "clean": None,
+        "same": lambda im: im.copy(),
+        "grey": lambda im: Image.new("RGB", im.size, (128, 128, 128)),
+    }
     monkeypatch.setattr(sneakers.evaluate, "CONDITIONS", grey)
     monkeypatch.setattr(sneakers.evaluate, "RESAMPLE_SCALES", ())
     test = trained.splits["test"]
@@ -273,19 +287,28 @@ def test_cross_source_scores_each_eval_source_on_its_own(trained: Trained) -> No
 def test_by_generator_scores_each_generator_against_each_real_source() -> None:
     frame = pd.DataFrame(
         [
-            ("test", "real", "shop", None, 0.1), ("test", "real", "shop", None, 0.6),
-            ("test", "ai", "mj", "midjourney", 0.9), ("test", "ai", "mj", "midjourney", 0.7),
-            ("eval", "real", "other-shop", None, 0.2), ("eval", "real", "other-shop", None, 0.3),
-            ("eval", "ai", "gan", "stylegan2", 0.4), ("eval", "ai", "gan", "stylegan2", 0.25),
+            ("test", "real", "shop", None, 0.1),
+            ("test", "real", "shop", None, 0.6),
+            ("test", "ai", "mj", "midjourney", 0.9),
+            ("test", "ai", "mj", "midjourney", 0.7),
+            ("eval", "real", "other-shop", None, 0.2),
+            ("eval", "real", "other-shop", None, 0.3),
+            ("eval", "ai", "gan", "stylegan2", 0.4),
+            ("eval", "ai", "gan", "stylegan2", 0.25),
             ("val", "ai", "mj", "midjourney", 0.01),  # never scored here
         ],
         columns=["split", "label", "source", "generator", "p_ai"],
-    )  # fmt: skip
+    )
     frame["predicted"] = np.where(frame["p_ai"] >= 0.5, "ai", "real")
     out = by_generator(frame, ["midjourney"])
     assert list(out) == ["midjourney", "stylegan2"]
-    assert out["midjourney"] == {"n": 2, "in": "test", "seen": True, "detection_rate": 1.0,
-                                 "roc_auc_vs": {"test": 1.0, "other-shop": 1.0}}  # fmt: skip
+    assert out["midjourney"] == {
+        "n": 2,
+        "in": "test",
+        "seen": True,
+        "detection_rate": 1.0,
+        "roc_auc_vs": {"test": 1.0, "other-shop": 1.0},
+    }
     gan = out["stylegan2"]
     assert (gan["n"], gan["in"], gan["seen"], gan["detection_rate"]) == (2, "eval", False, 0.0)
     assert gan["roc_auc_vs"] == {"test": 0.5, "other-shop": 0.75}
@@ -330,23 +353,28 @@ def test_counterfactual_pictures_carry_the_intended_history() -> None:
         else:
             assert (facts["format"], facts["jpeg_quality"]) == ("JPEG", history.quality)
             assert (facts["width"], facts["height"]) == (history.width, history.height)
-    split = SplitData(torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(),
-                      torch.tensor([1]), pd.DataFrame({"id": ["x"]}))  # fmt: skip
+    split = SplitData(
+        torch.from_numpy(image).permute(2, 0, 1)[None].contiguous(),
+        torch.tensor([1]),
+        pd.DataFrame({"id": ["x"]}),
+    )
     card = make_artifact("seed_cnn", 40).card
     out = counterfactual(split, card.preprocess, 1.25, HISTORIES["real"])
     assert out.shape == (1, 3, 40, 40) and out.dtype == torch.uint8
 
 
 def test_dominant_histories_take_the_most_common_raw_encoding() -> None:
-    manifest = pd.DataFrame({
-        "status": ["accepted"] * 5 + ["duplicate"] * 3 + ["accepted"] * 3,
-        "role": ["train"] * 8 + ["eval"] * 3,
-        "label": ["real", "real", "real", "ai", "ai", "ai", "ai", "ai", "real", "real", "real"],
-        "format": ["JPEG"] * 2 + ["PNG"] * 3 + ["JPEG"] * 3 + ["PNG"] * 3,
-        "jpeg_quality": [95, 95, None, None, None, 90, 90, 90, None, None, None],
-        "width": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
-        "height": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
-    })  # fmt: skip
+    manifest = pd.DataFrame(
+        {
+            "status": ["accepted"] * 5 + ["duplicate"] * 3 + ["accepted"] * 3,
+            "role": ["train"] * 8 + ["eval"] * 3,
+            "label": ["real", "real", "real", "ai", "ai", "ai", "ai", "ai", "real", "real", "real"],
+            "format": ["JPEG"] * 2 + ["PNG"] * 3 + ["JPEG"] * 3 + ["PNG"] * 3,
+            "jpeg_quality": [95, 95, None, None, None, 90, 90, 90, None, None, None],
+            "width": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
+            "height": [240, 240, 100, 1024, 1024, 240, 240, 240, 512, 512, 512],
+        }
+    )
     histories = dominant_histories(manifest)  # duplicates and eval sources never count
     assert histories == {
         "real": History("JPEG", 95, 240, 240),

@@ -146,10 +146,14 @@ def test_object_box_and_mass_in_box() -> None:
 
 def test_heatmaps_png_draws_a_row_per_group_even_when_empty(tmp_path: Path) -> None:
     rows = pd.DataFrame(
-        {"group": ["test real", "test real", "held-out ai"], "source": ["a", "a", "gen"],
-         "label": ["real", "real", "ai"], "predicted": ["ai", "real", "ai"],
-         "p_ai": [0.9, 0.1, 0.8]}
-    )  # fmt: skip
+        {
+            "group": ["test real", "test real", "held-out ai"],
+            "source": ["a", "a", "gen"],
+            "label": ["real", "real", "ai"],
+            "predicted": ["ai", "real", "ai"],
+            "p_ai": [0.9, 0.1, 0.8],
+        }
+    )
     images = np.full((3, 16, 16, 3), 120, dtype=np.uint8)
     heat = np.linspace(0, 1, 3 * 16 * 16, dtype=np.float32).reshape(3, 16, 16)
     heatmaps_png(Explained(rows, images, heat), tmp_path / "heatmaps.png")

@@ -56,8 +56,16 @@ def head_run(features: Path, pool: str = "mean", augment: bool = False) -> HeadR
     settings = TrainSettings(head_c=1.0)
     splits = synthetic_splits()
     log = MemoryLog()
-    fitted = train_head({k: splits[k] for k in ("train", "val")}, net, settings, runtime, 1, log,
-                        AugmentSettings(views=int(augment)), features)  # fmt: skip
+    fitted = train_head(
+        {k: splits[k] for k in ("train", "val")},
+        net,
+        settings,
+        runtime,
+        1,
+        log,
+        AugmentSettings(views=int(augment)),
+        features,
+    )
     return HeadRun(splits, Artifact.of(fitted, net, synthetic_recipe(), "synthetic"), log)
 
 
@@ -185,10 +193,12 @@ def test_a_damaged_part_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_generator_balance_weighs_each_generator_alike_and_the_classes_equally() -> None:
-    rows = pd.DataFrame({
-        "label": ["real"] * 6 + ["ai"] * 10,
-        "generator": [None] * 6 + ["midjourney"] * 8 + ["dalle2"] * 2,
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "label": ["real"] * 6 + ["ai"] * 10,
+            "generator": [None] * 6 + ["midjourney"] * 8 + ["dalle2"] * 2,
+        }
+    )
     ai = (rows["label"] == "ai").to_numpy()
     for balance in ("label", "generator"):
         w = sample_weights(rows, balance)

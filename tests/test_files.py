@@ -100,13 +100,16 @@ def test_details_say_what_was_found(tree: Path) -> None:
 def test_a_broken_link_has_its_own_reason_unless_it_points_out(tree: Path) -> None:
     root = tree.resolve()
     assert classify_entry(root, root / "real" / "broken.jpg") == {
-        "status": "rejected", "reason": "broken_link", "detail": str(root / "real" / "gone.jpg"),
-    }  # fmt: skip
+        "status": "rejected",
+        "reason": "broken_link",
+        "detail": str(root / "real" / "gone.jpg"),
+    }
     (root / "real" / "gone-outside.jpg").symlink_to(tree.parent / "outside" / "gone.jpg")
     out = classify_entry(root, root / "real" / "gone-outside.jpg")
     assert (out["reason"], out["detail"]) == (
-        "link_outside_source", str((tree.parent / "outside" / "gone.jpg").resolve()),
-    )  # fmt: skip
+        "link_outside_source",
+        str((tree.parent / "outside" / "gone.jpg").resolve()),
+    )
 
 
 def test_a_loop_of_links_is_a_broken_link_not_a_traceback(tmp_path: Path) -> None:
@@ -116,8 +119,10 @@ def test_a_loop_of_links_is_a_broken_link_not_a_traceback(tmp_path: Path) -> Non
     (root / "self.jpg").symlink_to(root / "self.jpg")
     for name in ("a.jpg", "b.jpg", "self.jpg"):
         assert classify_entry(root, root / name) == {
-            "status": "rejected", "reason": "broken_link", "detail": "a loop of links",
-        }  # fmt: skip
+            "status": "rejected",
+            "reason": "broken_link",
+            "detail": "a loop of links",
+        }
 
 
 def test_link_through_a_relative_path_that_climbs_out_is_rejected(tmp_path: Path) -> None:

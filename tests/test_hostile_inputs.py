@@ -108,8 +108,12 @@ def build_corpus(
     put("bitmap.bmp", encode(picture(14), "BMP"), "accepted")
     put("scan.tiff", encode(picture(15), "TIFF"), "accepted")
     put("copy of good.jpg", good, "duplicate", "exact_duplicate")
-    put("good-resaved.jpg", encode(Image.open(io.BytesIO(good)), "JPEG", quality=70),
-        "duplicate", "near_duplicate")  # fmt: skip
+    put(
+        "good-resaved.jpg",
+        encode(Image.open(io.BytesIO(good)), "JPEG", quality=70),
+        "duplicate",
+        "near_duplicate",
+    )
     put("schuh ü 😀 (1).jpg", encode(picture(16), "JPEG"), "accepted")
     put("-rf --no-preserve-root.jpg", encode(picture(17), "JPEG"), "accepted")
     put("x" * 200 + ".jpg", encode(picture(18), "JPEG"), "accepted")
@@ -256,23 +260,25 @@ def test_fetch_and_merge_account_for_every_hostile_member_and_file(
     got = sorted((r.source, r.path, r.status, r.reason or "") for r in manifest.itertuples())
     mojibake = "café".encode().decode("cp437") + ".jpg"
     # One row per file member (12 of the 13 entries: one is a folder entry) and per file.
-    assert got == sorted([
-        ("zipped", "a", "rejected", "duplicate_name"),
-        ("zipped", "a/b.jpg", "accepted", ""),
-        ("zipped", "crc-deflated.jpg", "rejected", "corrupt"),
-        ("zipped", "crc-stored.jpg", "rejected", "corrupt"),
-        ("zipped", "good.jpg", "accepted", ""),
-        ("zipped", "good.jpg", "rejected", "duplicate_name"),
-        ("zipped", "line\nbreak.jpg", "accepted", ""),
-        ("zipped", "method.jpg", "rejected", "unsupported_compression"),
-        ("zipped", mojibake, "accepted", ""),
-        ("zipped", "pipe.jpg", "rejected", "not_a_regular_file"),
-        ("zipped", "win/c.jpg", "accepted", ""),
-        ("zipped", "x" * 300 + ".jpg", "rejected", "unwritable"),
-        ("folder", "caf\\xe9.jpg", "accepted", ""),
-        ("folder", "ok.jpg", "accepted", ""),
-        ("folder", "pipe.jpg", "rejected", "not_a_regular_file"),
-    ])  # fmt: skip
+    assert got == sorted(
+        [
+            ("zipped", "a", "rejected", "duplicate_name"),
+            ("zipped", "a/b.jpg", "accepted", ""),
+            ("zipped", "crc-deflated.jpg", "rejected", "corrupt"),
+            ("zipped", "crc-stored.jpg", "rejected", "corrupt"),
+            ("zipped", "good.jpg", "accepted", ""),
+            ("zipped", "good.jpg", "rejected", "duplicate_name"),
+            ("zipped", "line\nbreak.jpg", "accepted", ""),
+            ("zipped", "method.jpg", "rejected", "unsupported_compression"),
+            ("zipped", mojibake, "accepted", ""),
+            ("zipped", "pipe.jpg", "rejected", "not_a_regular_file"),
+            ("zipped", "win/c.jpg", "accepted", ""),
+            ("zipped", "x" * 300 + ".jpg", "rejected", "unwritable"),
+            ("folder", "caf\\xe9.jpg", "accepted", ""),
+            ("folder", "ok.jpg", "accepted", ""),
+            ("folder", "pipe.jpg", "rejected", "not_a_regular_file"),
+        ]
+    )
     renamed = manifest[manifest["path"] == "caf\\xe9.jpg"].iloc[0]
     assert "renamed by fetch" in renamed["detail"]
     # What the merge stage writes reads back the same.

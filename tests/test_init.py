@@ -30,8 +30,14 @@ LOADS = "torch loads with OMP_WAIT_POLICY=PASSIVE"
 
 def run(code: str, **env: str) -> str:
     environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=environ, cwd=ROOT, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=ROOT,
+        check=True,
+    )
     return done.stdout.strip()
 
 

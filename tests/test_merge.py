@@ -45,9 +45,13 @@ SOURCES = [
     ),
 ]
 REFUSED = [
-    {"path": "real/escape.jpg", "status": "rejected", "reason": "link_outside_source",
-     "detail": "/etc/passwd"},
-]  # fmt: skip
+    {
+        "path": "real/escape.jpg",
+        "status": "rejected",
+        "reason": "link_outside_source",
+        "detail": "/etc/passwd",
+    },
+]
 
 # (source, path) -> (status, reason) for every file the raw folder holds or fetch refused.
 EXPECTED = {
@@ -245,14 +249,21 @@ def test_an_ai_picture_names_its_generator_and_a_real_one_none(manifest: pd.Data
 def test_files_made_from_one_input_form_one_group_with_their_duplicates() -> None:
     """A source's group pattern ties input_image000_* together; a duplicate group that holds
     one of them (here of a file in another source) joins the whole group."""
-    paths = ["input_image000_encoded.jpg", "input_image000_sample01.jpg",
-             "input_image001_encoded.jpg", "input_image001_sample01.jpg", "loose.jpg"]  # fmt: skip
-    frame = pd.DataFrame({
-        "source": ["gan"] * 5 + ["other", "other"],
-        "path": [*paths, "copy.jpg", "alone.jpg"],
-        "status": "accepted",
-        "group": [None, None, None, "g00000", None, "g00000", None],
-    })  # fmt: skip
+    paths = [
+        "input_image000_encoded.jpg",
+        "input_image000_sample01.jpg",
+        "input_image001_encoded.jpg",
+        "input_image001_sample01.jpg",
+        "loose.jpg",
+    ]
+    frame = pd.DataFrame(
+        {
+            "source": ["gan"] * 5 + ["other", "other"],
+            "path": [*paths, "copy.jpg", "alone.jpg"],
+            "status": "accepted",
+            "group": [None, None, None, "g00000", None, "g00000", None],
+        }
+    )
     tied = tie_named_groups(frame, {"gan": r"input_image\d+"})
     group = dict(zip(tied["path"], tied["group"], strict=True))
     assert group["input_image000_encoded.jpg"] == group["input_image000_sample01.jpg"]
@@ -266,8 +277,11 @@ def test_files_made_from_one_input_form_one_group_with_their_duplicates() -> Non
 def test_encoding_facts_are_recorded(manifest: pd.DataFrame) -> None:
     q95 = row(manifest, "compiled", "real/converse_3.jpg")
     assert (q95["format"], q95["jpeg_quality"], q95["subsampling"], q95["icc"]) == (
-        "JPEG", 95, "4:2:0", False,
-    )  # fmt: skip
+        "JPEG",
+        95,
+        "4:2:0",
+        False,
+    )
     png = row(manifest, "renders", "x.png")
     assert png["format"] == "PNG" and pd.isna(png["jpeg_quality"])
 
@@ -277,8 +291,11 @@ def test_summary_counts(manifest: pd.DataFrame) -> None:
     json.dumps(summary)  # goes into metrics/data.json
     assert summary["files"] == len(EXPECTED) == 21
     assert (summary["accepted"], summary["rejected"], summary["duplicate"], summary["ignored"]) == (
-        8, 6, 5, 2,
-    )  # fmt: skip
+        8,
+        6,
+        5,
+        2,
+    )
     assert summary["files"] == sum(summary[s] for s in STATUSES)
     assert summary["by_source"] == {
         "shop": {"real": {"accepted": 3, "duplicate": 2, "rejected": 2, "ignored": 1}},
@@ -292,9 +309,12 @@ def test_summary_counts(manifest: pd.DataFrame) -> None:
     }
     assert summary["duplicate_groups"] == {"total": 5, "exact": 1, "near": 4, "label_conflicts": 1}
     assert summary["rejected_by_reason"] == {
-        "label_conflict": 2, "link_outside_source": 1, "not_an_image": 1, "too_small": 1,
+        "label_conflict": 2,
+        "link_outside_source": 1,
+        "not_an_image": 1,
+        "too_small": 1,
         "unlabeled": 1,
-    }  # fmt: skip
+    }
     assert summary["ignored_by_reason"] == {"os_junk": 2}
 
 
@@ -302,8 +322,12 @@ def test_broken_links_and_links_out_keep_their_own_reasons(
     raw: Path, fetch_report: Callable[[Path, list[dict[str, Any]]], Path]
 ) -> None:
     """What fetch refused reaches the manifest with fetch's reason and detail."""
-    dangling = {"path": "real/dangling.jpg", "status": "rejected", "reason": "broken_link",
-                "detail": "/x/compiled/real/deleted.jpg"}  # fmt: skip
+    dangling = {
+        "path": "real/dangling.jpg",
+        "status": "rejected",
+        "reason": "broken_link",
+        "detail": "/x/compiled/real/deleted.jpg",
+    }
     fetch_report(
         raw,
         [
@@ -316,8 +340,10 @@ def test_broken_links_and_links_out_keep_their_own_reasons(
     for entry in (*REFUSED, dangling):
         found = row(manifest, "compiled", entry["path"])
         assert (found["status"], found["reason"], found["detail"]) == (
-            "rejected", entry["reason"], entry["detail"],
-        )  # fmt: skip
+            "rejected",
+            entry["reason"],
+            entry["detail"],
+        )
     reasons = summarize(manifest)["rejected_by_reason"]
     assert (reasons["broken_link"], reasons["link_outside_source"]) == (1, 1)
 

@@ -191,8 +191,11 @@ def test_real_only_report_counts_and_balances_what_is_there() -> None:
     assert report["confusion"] == {"tn": 3, "fp": 1, "fn": 0, "tp": 0}
     assert report["accuracy"] == report["balanced_accuracy"] == pytest.approx(0.75)
     assert report["per_class"]["real"] == {
-        "precision": 1.0, "recall": 0.75, "f1": pytest.approx(6 / 7), "support": 4
-    }  # fmt: skip
+        "precision": 1.0,
+        "recall": 0.75,
+        "f1": pytest.approx(6 / 7),
+        "support": 4,
+    }
     assert report["per_class"]["ai"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert report["brier"] == pytest.approx((0.01 + 0.04 + 0.09 + 0.81) / 4)
     assert report["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.7, 0.1])))

@@ -132,8 +132,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("augment.p_jpeg", 7, "augment.p_jpeg: is 7 (use at most 1"),
     ("augment.jpeg_quality", [1, 2, 3], "augment.jpeg_quality: has 3 entries (it takes at most 2)"),
     ("augment.blur_sigma", ["a"], "augment.blur_sigma[0]: must be a number, not 'a'"),
-    ("data.profiles.demo.0.demo.count", "many",
-     "data.profiles.demo[0].demo.count: must be a whole number, not 'many'"),
+    (
+        "data.profiles.demo.0.demo.count",
+        "many",
+        "data.profiles.demo[0].demo.count: must be a whole number, not 'many'",
+    ),
     # wrong type
     ("train.lr", "fast", "train.lr: must be a number, not 'fast'"),
     ("merge.near_threshold", "4", "merge.near_threshold: must be a whole number, not '4'"),
@@ -152,16 +155,26 @@ BAD: list[tuple[str, Any, str]] = [
     ("train.target_fpr", 1.0, "train.target_fpr: is 1.0 (use less than 1"),
     ("train.memory_gb", -1, "train.memory_gb: is -1 (use at least 0"),
     ("audit.control_scale", 1, "audit.control_scale: is 1 (use more than 1"),
-    ("model.arch", "resnet", "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn', 'resnet18', "
-     "'efficientnet_lite0', 'efficientnet_lite1' or 'efficientnet_lite2')"),
-    ("standardize.fit", "zoom",
-     "standardize.fit: is 'zoom' (use 'crop', 'pad', 'stretch' or 'native')"),
+    (
+        "model.arch",
+        "resnet",
+        "model.arch: is 'resnet' (use 'seed_cnn', 'gap_cnn', 'resnet18', "
+        "'efficientnet_lite0', 'efficientnet_lite1' or 'efficientnet_lite2')",
+    ),
+    (
+        "standardize.fit",
+        "zoom",
+        "standardize.fit: is 'zoom' (use 'crop', 'pad', 'stretch' or 'native')",
+    ),
     ("train.balance", "source", "train.balance: is 'source' (use 'label' or 'generator')"),
     ("train.generators", "some", "train.generators: is 'some' (use all, or a list of"),
     ("train.generators", [], "train.generators: is [] (use all, or a list of generators"),
     ("data.profiles.demo.1.group", "input_image(", "data.profiles.demo[1].group: 'input_image('"),
-    ("data.profiles.demo.0.generator", "dalle2",
-     "data.profiles.demo[0]: demo-photos has no ai pictures: generator names the maker"),
+    (
+        "data.profiles.demo.0.generator",
+        "dalle2",
+        "data.profiles.demo[0]: demo-photos has no ai pictures: generator names the maker",
+    ),
     ("train.optimizer", "lion", "train.optimizer: is 'lion'"),
     ("train.precision", "fp16", "train.precision: is 'fp16' (use 'auto', 'fp32' or 'bf16')"),
     ("runtime.precision", "half", "runtime.precision: is 'half'"),
@@ -170,8 +183,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("data.profiles.demo.2.labels.real", "AI", "data.profiles.demo[2].labels.real: is 'AI'"),
     ("data.profiles.demo.0.brand", "suffix", "data.profiles.demo[0].brand: is 'suffix'"),
     ("data.profiles.demo.3.role", "test", "data.profiles.demo[3].role: is 'test'"),
-    ("data.profiles.demo.0.demo.kind", "videos",
-     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
+    (
+        "data.profiles.demo.0.demo.kind",
+        "videos",
+        "data.profiles.demo[0].demo: needs kind: photos, renders or compiled",
+    ),
     # wrong length
     ("simulate.scales", [], "simulate.scales: has 0 entries (it needs at least 1)"),
     ("augment.resize_scale", [0.5], "augment.resize_scale: has 1 entries (it needs at least 2)"),
@@ -186,11 +202,18 @@ BAD: list[tuple[str, Any, str]] = [
     ("data.profiles.demo.0.name", DELETE, "data.profiles.demo[0].name: missing"),
     # rules across keys
     ("data.profile", "kagle", "data.profile: 'kagle' is not in data.profiles (known: demo, shared"),
-    ("data.profiles.demo.1.name", "demo-photos",
-     "data.profiles.demo: duplicate source name(s) demo-photos"),
+    (
+        "data.profiles.demo.1.name",
+        "demo-photos",
+        "data.profiles.demo: duplicate source name(s) demo-photos",
+    ),
     ("data.profiles.demo.0.name", "../up", "data.profiles.demo[0].name: '../up' is not a folder-"),
-    ("data.profiles.kaggle.0.kaggle", "owner/slug",
-     "data.profiles.kaggle[0].kaggle: 'owner/slug' is not pinned (write owner/dataset/versions/N)"),
+    (
+        "data.profiles.kaggle.0.kaggle",
+        "owner/slug",
+        "data.profiles.kaggle[0].kaggle: 'owner/slug' is not pinned "
+        "(write owner/dataset/versions/N)",
+    ),
     ("data.profiles.demo.0.path", "x", "data.profiles.demo[0]: needs exactly one of kaggle:"),
     ("data.profiles.demo.0.labels", {"x": "real"}, "demo-photos needs either label: real|ai or"),
     ("split.fractions.val", 0.3, "split.fractions: sum to 1.1 (make them sum to 1)"),
@@ -198,38 +221,66 @@ BAD: list[tuple[str, Any, str]] = [
     ("split.fractions.val", -0.2, "split.fractions.val: is -0.2 (use more than 0"),
     ("split.fractions.holdout", 0.1, "split.fractions.holdout: is 'holdout'"),
     ("simulate.patch", 30, "simulate.patch: 30 is not a multiple of 2**depth (4)"),
-    ("train.nproc_per_node", 3, "train.batch_size: 32 does not divide by train.nproc_per_node 3: "
-     "each process takes an equal share of the global batch (use 30 or 33)"),
+    (
+        "train.nproc_per_node",
+        3,
+        "train.batch_size: 32 does not divide by train.nproc_per_node 3: "
+        "each process takes an equal share of the global batch (use 30 or 33)",
+    ),
     # what numpy and scikit-learn take as a seed
     ("seed", 2**32, "seed: is 4294967296 (use at most 4294967295)"),
     # YAML 1.1 reads 1e-3 as text: say so, and how to write it
-    ("train.lr", "1e-3", "train.lr: must be a number: YAML reads 1e-3 as text (write 1.0e-3 or "
-     "0.001)"),
-    ("simulate.lr", "2E-7", "simulate.lr: must be a number: YAML reads 2E-7 as text (write "
-     "2.0e-7)"),
-    ("augment.color", "1.0e3", "augment.color: must be a number: YAML reads 1.0e3 as text (write "
-     "1.0e+3 or 1000.0)"),
+    (
+        "train.lr",
+        "1e-3",
+        "train.lr: must be a number: YAML reads 1e-3 as text (write 1.0e-3 or 0.001)",
+    ),
+    (
+        "simulate.lr",
+        "2E-7",
+        "simulate.lr: must be a number: YAML reads 2E-7 as text (write 2.0e-7)",
+    ),
+    (
+        "augment.color",
+        "1.0e3",
+        "augment.color: must be a number: YAML reads 1.0e3 as text (write 1.0e+3 or 1000.0)",
+    ),
     ("train.threshold", "5e-1", "train.threshold: must be a number: YAML reads 5e-1 as text"),
-    ("train.epochs", "1e3", "train.epochs: must be a whole number: YAML reads 1e3 as text (write "
-     "1000)"),
+    (
+        "train.epochs",
+        "1e3",
+        "train.epochs: must be a whole number: YAML reads 1e3 as text (write 1000)",
+    ),
     ("train.epochs", "1e-3", "train.epochs: must be a whole number, not 1e-3 (e.g. 4)"),
     ("train.lr", "0.5", "train.lr: must be a number, not '0.5' (e.g. 0.5, no quotes)"),
     ("train.lr", "1.0e-3", "train.lr: must be a number, not '1.0e-3' (e.g. 0.5, no quotes)"),
     # empty, null, infinite, and wrong shapes where pydantic has its own words
-    ("data.profiles.shared.0.path", "",
-     "data.profiles.shared[0].path: is empty (write the folder or .zip file to read)"),
+    (
+        "data.profiles.shared.0.path",
+        "",
+        "data.profiles.shared[0].path: is empty (write the folder or .zip file to read)",
+    ),
     ("data.brands", ["nike", ""], "data.brands[1]: is empty (write a name, or remove the entry)"),
-    ("data.profiles.demo.2.labels", {"": "real", "ai": "ai"},
-     "data.profiles.demo[2].labels['']: is empty (write a name, or remove the entry)"),
+    (
+        "data.profiles.demo.2.labels",
+        {"": "real", "ai": "ai"},
+        "data.profiles.demo[2].labels['']: is empty (write a name, or remove the entry)",
+    ),
     ("train.lr", None, "train.lr: must be a number, not empty (e.g. 0.5)"),
     ("data.profiles.demo.3.role", None, "data.profiles.demo[3].role: is empty (use 'train'"),
     ("train.lr", float("inf"), "train.lr: must be a finite number, not inf (e.g. 0.5)"),
     ("train.memory_gb", float("nan"), "train.memory_gb: must be a finite number, not nan"),
-    ("data.profiles.demo.0.demo.kind", ["photos"],
-     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
-    ("data.profiles.demo.0.demo", {"kind": {"a": 1}},
-     "data.profiles.demo[0].demo: needs kind: photos, renders or compiled"),
-]  # fmt: skip
+    (
+        "data.profiles.demo.0.demo.kind",
+        ["photos"],
+        "data.profiles.demo[0].demo: needs kind: photos, renders or compiled",
+    ),
+    (
+        "data.profiles.demo.0.demo",
+        {"kind": {"a": 1}},
+        "data.profiles.demo[0].demo: needs kind: photos, renders or compiled",
+    ),
+]
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
@@ -247,8 +298,12 @@ def test_a_profile_needs_a_source_to_train_on() -> None:
 def test_a_profile_needs_both_labels_to_train_on(label: str) -> None:
     """Only real (or only AI) pictures would train a detector that scores 1.0 and knows nothing."""
     one = {**PHOTOS, "label": label}
-    held = {"name": "shop", "path": "x", "label": "ai" if label == "real" else "real",
-            "role": "eval"}  # fmt: skip
+    held = {
+        "name": "shop",
+        "path": "x",
+        "label": "ai" if label == "real" else "real",
+        "role": "eval",
+    }
     message = error_of(with_profile(one, held))
     assert message.startswith(f"data.profiles.mine: trains on {label} pictures only"), message
     assert error_of(with_profile({**LOCAL, "labels": {"fake": label}})).startswith(

@@ -42,8 +42,10 @@ def test_jpeg_recompresses_at_that_quality(quality: int) -> None:
 
 
 def test_lower_quality_loses_more_detail() -> None:
-    losses = [np.abs(np.asarray(jpeg(q)(noisy()), float) - np.asarray(noisy())).mean()
-              for q in (90, 75, 50)]  # fmt: skip
+    losses = [
+        np.abs(np.asarray(jpeg(q)(noisy()), float) - np.asarray(noisy())).mean()
+        for q in (90, 75, 50)
+    ]
     assert losses[0] < losses[1] < losses[2]
 
 
@@ -59,8 +61,13 @@ def test_blur_sigma_one_smooths() -> None:
 
 def test_conditions_are_the_issue_list() -> None:
     assert list(CONDITIONS) == [
-        "clean", "jpeg_q90", "jpeg_q75", "jpeg_q50", "downscale_0.5x", "blur_sigma1",
-    ]  # fmt: skip
+        "clean",
+        "jpeg_q90",
+        "jpeg_q75",
+        "jpeg_q50",
+        "downscale_0.5x",
+        "blur_sigma1",
+    ]
     assert CONDITIONS["clean"] is None
 
 
@@ -102,8 +109,9 @@ def test_each_new_switch_alone_does_what_it_says() -> None:
     images = batch(range(2))
     out = augment_batch(images, resize, np.random.default_rng(0))
     assert detail(Image.fromarray(out[0].permute(1, 2, 0).numpy())) < 0.8 * detail(noisy(0))
-    assert torch.equal(augment_batch(flat((90, 140, 200)), resize, np.random.default_rng(0)),
-                       flat((90, 140, 200)))  # fmt: skip
+    assert torch.equal(
+        augment_batch(flat((90, 140, 200)), resize, np.random.default_rng(0)), flat((90, 140, 200))
+    )
     colour = off.model_copy(update={"p_color": 1.0, "color": 0.3})
     shifted = augment_batch(flat((90, 140, 200)), colour, np.random.default_rng(0))
     assert not torch.equal(shifted, flat((90, 140, 200)))

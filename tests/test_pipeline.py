@@ -28,9 +28,12 @@ from helpers import DVC, GIT_ENV, STAGES, Sandbox, assert_ok, stages_run
 pytestmark = pytest.mark.e2e
 
 RUN_TIME_KEYS = (
-    "train_seconds", "eval_seconds", "images_per_second", "train_images_per_second",
+    "train_seconds",
+    "eval_seconds",
+    "images_per_second",
+    "train_images_per_second",
     "heatmap_seconds",
-)  # fmt: skip
+)
 PLOT_TITLES = [
     "Loss",
     "Accuracy",
@@ -115,9 +118,16 @@ def pipeline(
     exp_run = sandbox.dvc("exp", "run", "-S", f"train.epochs={CHANGED_EPOCHS}", check=False)
     exp_show = sandbox.dvc("exp", "show", "--json", check=False)
     return PipelineRun(
-        sandbox, first, first_outputs, metrics_show, plots_show, forced, forced_outputs,
-        exp_run, exp_show,
-    )  # fmt: skip
+        sandbox,
+        first,
+        first_outputs,
+        metrics_show,
+        plots_show,
+        forced,
+        forced_outputs,
+        exp_run,
+        exp_show,
+    )
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: PipelineRun) -> None:
@@ -273,10 +283,15 @@ def test_an_interrupted_run_resumes_to_the_same_results(
     # Ctrl-C as in a terminal: an earlier test may have left SIGINT ignored in this process,
     # and an ignored signal stays ignored in every child (Python then never raises it).
     proc = subprocess.Popen(
-        [*DVC, "repro"], cwd=sandbox.path, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [*DVC, "repro"],
+        cwd=sandbox.path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
@@ -325,9 +340,17 @@ def test_two_processes_train_under_torchrun(pipeline: PipelineRun) -> None:
     DVCLive log with one row per epoch, one model that records 2 processes, and evaluate scores
     it (last here: it leaves its results in the workspace). With train.memory_gb 0 the images
     stream from the shards, a DataLoader worker per rank decoding them."""
-    done = pipeline.sandbox.dvc("exp", "run", "-S", "train.nproc_per_node=2",
-                                "-S", "train.memory_gb=0", "-S", "train.num_workers=1",
-                                check=False)  # fmt: skip
+    done = pipeline.sandbox.dvc(
+        "exp",
+        "run",
+        "-S",
+        "train.nproc_per_node=2",
+        "-S",
+        "train.memory_gb=0",
+        "-S",
+        "train.num_workers=1",
+        check=False,
+    )
     assert_ok(done)
     assert stages_run(done) == {"train", "evaluate", "transfer"}, done.stdout
     for said in (" parameters) on ", "images stream from the shards"):

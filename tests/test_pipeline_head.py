@@ -102,10 +102,24 @@ def test_the_recipe_benchmark_scores_every_recipe_from_the_cache(head_sandbox: S
     columns."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_recipes.py"
     done = head_sandbox.run(
-        sys.executable, str(script), str(head_sandbox.path), "--seeds", "42", "--pools", "mean",
-        "--c", "0.1", "--balances", "label", "generator", "--thresholds", "val", "val_fpr",
-        "--alone", "demo-renders",
-    )  # fmt: skip
+        sys.executable,
+        str(script),
+        str(head_sandbox.path),
+        "--seeds",
+        "42",
+        "--pools",
+        "mean",
+        "--c",
+        "0.1",
+        "--balances",
+        "label",
+        "generator",
+        "--thresholds",
+        "val",
+        "val_fpr",
+        "--alone",
+        "demo-renders",
+    )
     lines = done.stdout.strip().splitlines()
     filled = [line for line in lines if line.startswith("seed 42, ")]
     assert len(filled) == 2, done.stdout  # the baseline row's blocks pooling, then mean

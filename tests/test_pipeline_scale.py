@@ -58,9 +58,14 @@ def queue_start(sandbox: Sandbox, jobs: int, **env: str) -> str:
     args = [*DVC, "queue", "start", "-j", str(jobs)]
     with tempfile.TemporaryFile("w+") as out:
         code = subprocess.run(
-            args, cwd=sandbox.path, env={**os.environ, **GIT_ENV, **env},
-            stdout=out, stderr=subprocess.STDOUT, text=True, timeout=60,
-        ).returncode  # fmt: skip
+            args,
+            cwd=sandbox.path,
+            env={**os.environ, **GIT_ENV, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+        ).returncode
         out.seek(0)
         text = out.read()
     assert code == 0, f"{' '.join(args)} failed:\n{text}"

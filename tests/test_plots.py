@@ -153,8 +153,16 @@ def test_confusion_png_when_one_class_is_never_predicted(tmp_path: Path) -> None
 
 # One flat colour per picture, none grey, so a tile is found by its colour and not confused
 # with title text or the white page.
-COLOURS = [(200, 30, 30), (30, 160, 30), (30, 30, 200), (200, 160, 30), (160, 30, 200),
-           (30, 160, 200), (230, 120, 20), (90, 20, 60)]  # fmt: skip
+COLOURS = [
+    (200, 30, 30),
+    (30, 160, 30),
+    (30, 30, 200),
+    (200, 160, 30),
+    (160, 30, 200),
+    (30, 160, 200),
+    (230, 120, 20),
+    (90, 20, 60),
+]
 LABELS = ["ai", "real", "ai", "real", "real", "ai", "real", "ai"]
 
 

@@ -100,10 +100,16 @@ def fresh_clone(dest: Path) -> Path:
     """A clone of HEAD with the work tree's files that a commit would take (tracked, or untracked
     and not ignored): nothing DVC caches or git ignores (data/, models/, .dvc/cache)."""
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         target = dest / name
         if (ROOT / name).is_file():
@@ -117,11 +123,20 @@ def fresh_clone(dest: Path) -> Path:
 def chromium(page: Path, profile: Path, *action: str) -> str:
     """Headless Chromium on `page` with every network fetch failing (a proxy to a closed port)."""
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-        f"--user-data-dir={profile}", "--window-size=1200,3000", "--virtual-time-budget=5000",
-    ]  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,3000",
+        "--virtual-time-budget=5000",
+    ]
     run = subprocess.run(
         [CHROMIUM, *flags, *action, page.as_uri()], capture_output=True, text=True, timeout=120
     )
@@ -158,8 +173,10 @@ def test_dvc_plots_show_draws_every_plot_offline_in_a_fresh_clone(tmp_path: Path
     chromium(page, tmp_path / "profile-1", f"--screenshot={png}")
     dom = chromium(page, tmp_path / "profile-2", "--dump-dom")
     views = len(re.findall(r'<div id="[^"]*" class="vega-embed', dom))
-    sizes = [re.search(r'width="(\d+)" height="(\d+)"', svg).groups()
-             for svg in re.findall(r'<svg[^>]*class="marks"[^>]*>', dom)]  # fmt: skip
+    sizes = [
+        re.search(r'width="(\d+)" height="(\d+)"', svg).groups()
+        for svg in re.findall(r'<svg[^>]*class="marks"[^>]*>', dom)
+    ]
     drawn = sum(w != "0" and h != "0" for w, h in sizes)
     assert (views, drawn) == (embedded, plots), f"{drawn} of {plots} plots drawn"
     assert drawn_pixels(png) > 100_000, "the page is blank"

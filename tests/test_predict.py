@@ -45,8 +45,14 @@ from sneakers.standardize import standardize_manifest
 SIZE = 48
 MAX_PIXELS = 1_000_000
 # A jittered resample, so that predict must repeat the seeded scale and offset of the stage.
-RECIPE = Recipe(size=SIZE, fit="crop", jpeg_quality=90, max_pixels=MAX_PIXELS, resample=1.07,
-                resample_jitter=0.1)  # fmt: skip
+RECIPE = Recipe(
+    size=SIZE,
+    fit="crop",
+    jpeg_quality=90,
+    max_pixels=MAX_PIXELS,
+    resample=1.07,
+    resample_jitter=0.1,
+)
 THRESHOLD = 0.5
 KEYS = ["path", "p_ai", "label", "error"]
 
@@ -102,8 +108,12 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def transparent_png() -> bytes:
@@ -148,6 +158,11 @@ def folder(tmp_path: Path) -> Path:
     return mixed_folder(tmp_path / "photos", tmp_path / "outside")
 
 
+def as_json(model_path: Path, *paths: Path | str) -> tuple[Path | str, ...]:
+    """`sneakers predict PATHS --model MODEL --format json`, as most tests call it."""
+    return ("predict", *paths, "--model", model_path, "--format", "json")
+
+
 def rows_of(out: str) -> list[dict[str, Any]]:
     rows = json.loads(out)
     assert isinstance(rows, list)
@@ -186,11 +201,17 @@ def test_a_mixed_folder_scores_the_good_files_and_explains_the_rest(
 def test_glob_patterns_are_expanded_recursively_without_junk(
     cli: Cli, model_path: Path, folder: Path
 ) -> None:
-    code, out, _ = cli("predict", f"{folder}/**/*.jpg", f"{folder}/*.png", "--model", model_path,
-                       "--format", "json")  # fmt: skip
+    code, out, _ = cli(*as_json(model_path, f"{folder}/**/*.jpg", f"{folder}/*.png"))
     names = list(relative(rows_of(out), folder))
-    assert names == ["empty.jpg", "escape.jpg", "good.jpg", "sub/nested.jpg", "truncated.jpg",
-                     "alpha.png", "huge.png"]  # fmt: skip
+    assert names == [
+        "empty.jpg",
+        "escape.jpg",
+        "good.jpg",
+        "sub/nested.jpg",
+        "truncated.jpg",
+        "alpha.png",
+        "huge.png",
+    ]
     assert code == 2
 
 
@@ -241,8 +262,9 @@ def test_a_pattern_and_a_folder_naming_the_same_file_give_one_row(
     cli: Cli, model_path: Path, folder: Path
 ) -> None:
     good = folder / "good.jpg"
-    code, out, _ = cli("predict", good, f"{folder}/good.*", "--model", model_path, "--format",
-                       "json")  # fmt: skip
+    code, out, _ = cli(
+        "predict", good, f"{folder}/good.*", "--model", model_path, "--format", "json"
+    )
     assert (code, [r["path"] for r in rows_of(out)]) == (0, [str(good)])
 
 
@@ -253,8 +275,9 @@ def test_a_fifo_is_refused_without_reading_it(cli: Cli, model_path: Path, tmp_pa
     code, out, _ = cli("predict", tmp_path, "--model", model_path, "--format", "json")
     assert code == 2
     assert [r["error"] for r in rows_of(out)] == [
-        None, "not_a_file: a FIFO (named pipe), not a regular file"
-    ]  # fmt: skip
+        None,
+        "not_a_file: a FIFO (named pipe), not a regular file",
+    ]
 
 
 def test_links_and_special_files_named_explicitly_say_what_they_are(
@@ -288,9 +311,11 @@ def test_a_folder_that_cannot_be_listed_is_a_row(
     rows = find_inputs([str(tmp_path / "in")]).rows
     assert [(Path(r.path).name, r.error) for r in rows] == [
         ("a.jpg", None),
-        ("locked", "unreadable: folder could not be listed: Permission denied; its files were "
-         "not scored"),
-    ]  # fmt: skip
+        (
+            "locked",
+            "unreadable: folder could not be listed: Permission denied; its files were not scored",
+        ),
+    ]
 
 
 def test_what_merge_refuses_predict_refuses_with_the_models_min_size(
@@ -305,11 +330,15 @@ def test_what_merge_refuses_predict_refuses_with_the_models_min_size(
     code, out, err = cli(*args, model_path)
     errors = {Path(r["path"]).name: r["error"] for r in rows_of(out)}
     assert code == 2 and "note:" not in err
-    assert errors == {"dot.png": "too_small: 1x1 < 32 px", "shoe.png": None,
-                      "strip.png": "too_small: 2000x10 < 32 px"}  # fmt: skip
+    assert errors == {
+        "dot.png": "too_small: 1x1 < 32 px",
+        "shoe.png": None,
+        "strip.png": "too_small: 2000x10 < 32 px",
+    }
     strict = tmp_path / "strict.pt"  # a model trained with merge.min_size 70 refuses 72x64 too
-    artifact.save(strict, make_artifact("seed_cnn", threshold=THRESHOLD, recipe=RECIPE,
-                                        min_size=70))  # fmt: skip
+    artifact.save(
+        strict, make_artifact("seed_cnn", threshold=THRESHOLD, recipe=RECIPE, min_size=70)
+    )
     errors = {Path(r["path"]).name: r["error"] for r in rows_of(cli(*args, strict)[1])}
     assert errors["shoe.png"] == "too_small: 72x64 < 70 px"
     old = tmp_path / "old.pt"  # from before model files kept min_size: merge's default, said
@@ -359,8 +388,11 @@ def test_table_and_csv_carry_the_same_rows(cli: Cli, model_path: Path, folder: P
         assert (value == "") if row["p_ai"] is None else float(value) == row["p_ai"]
 
 
-NAMES = {b"caf\xe9.jpg": "caf\\xe9.jpg", b"two\nlines.jpg": "two\\nlines.jpg",
-         "café.jpg".encode(): "café.jpg"}  # fmt: skip
+NAMES = {
+    b"caf\xe9.jpg": "caf\\xe9.jpg",
+    b"two\nlines.jpg": "two\\nlines.jpg",
+    "café.jpg".encode(): "café.jpg",
+}
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
@@ -394,9 +426,13 @@ def test_all_scored_exits_0_and_output_goes_to_a_file(
 ) -> None:
     target = tmp_path / "out" / "predictions.json"
     target.parent.mkdir()
-    code, out, err = cli("predict", folder / "good.jpg", folder / "alpha.png", "--model",
-                         model_path, "--format", "json", "--output", target,
-                         "--precision", precision)  # fmt: skip
+    code, out, err = cli(
+        *as_json(model_path, folder / "good.jpg", folder / "alpha.png"),
+        "--output",
+        target,
+        "--precision",
+        precision,
+    )
     assert (code, out) == (0, "")
     assert [p.name for p in target.parent.iterdir()] == ["predictions.json"]  # no .partial left
     rows = rows_of(target.read_text())
@@ -407,8 +443,7 @@ def test_all_scored_exits_0_and_output_goes_to_a_file(
 
 
 def test_precision_option_scores_in_bf16(cli: Cli, model_path: Path, folder: Path) -> None:
-    args = ("predict", folder / "good.jpg", folder / "alpha.png", "--model", model_path,
-            "--format", "json")  # fmt: skip
+    args = as_json(model_path, folder / "good.jpg", folder / "alpha.png")
     _, fp32, _ = cli(*args, "--precision", "fp32")
     code, bf16, err = cli(*args, "--precision", "bf16")
     assert code == 0 and err.strip().endswith("(cpu bf16)")
@@ -450,8 +485,10 @@ def test_the_options_reach_run_as_runtime_settings(
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(sneakers.cli, "run", lambda *args: calls.append(args) or 0)
     assert cli("predict", "a.jpg")[0] == 0
-    assert cli("predict", "a.jpg", "--device", "cpu", "--precision", "bf16", "--batch-size",
-               "3")[0] == 0  # fmt: skip
+    assert (
+        cli("predict", "a.jpg", "--device", "cpu", "--precision", "bf16", "--batch-size", "3")[0]
+        == 0
+    )
     assert [call[5] for call in calls] == [
         RuntimeSettings(),
         RuntimeSettings(device="cpu", precision="bf16", batch_size=3),
@@ -484,8 +521,9 @@ def test_explain_writes_one_overlay_per_scored_file_and_none_for_failed_ones(
     cli: Cli, model_path: Path, folder: Path, tmp_path: Path
 ) -> None:
     out_dir = tmp_path / "heatmaps"
-    code, out, err = cli("predict", folder, "--model", model_path, "--format", "json",
-                         "--explain", out_dir)  # fmt: skip
+    code, out, err = cli(
+        "predict", folder, "--model", model_path, "--format", "json", "--explain", out_dir
+    )
     assert code == 2 and len(rows_of(out)) == len(SCORED) + len(EXPECTED_ERRORS)  # rows as usual
     written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
     assert written == ["alpha.png", "good.png", "sub/nested.png"]
@@ -510,8 +548,10 @@ def test_explain_never_overwrites_a_file_it_did_not_make(
     """Heatmaps into the inputs' own folder: the user's a.png stays, and a link there is
     never written through."""
     folder = tmp_path / "in"
-    mine = {name: write_bytes(folder / name, encode_image(make_picture(i), fmt)).read_bytes()
-            for i, (name, fmt) in enumerate([("a.jpg", "JPEG"), ("a.png", "PNG")])}  # fmt: skip
+    mine = {
+        name: write_bytes(folder / name, encode_image(make_picture(i), fmt)).read_bytes()
+        for i, (name, fmt) in enumerate([("a.jpg", "JPEG"), ("a.png", "PNG")])
+    }
     outside = write_bytes(tmp_path / "elsewhere" / "b.png", b"keep me")
     write_bytes(folder / "b.jpg", encode_image(make_picture(3), "JPEG"))
     (folder / "b.png").symlink_to(outside)
@@ -529,17 +569,21 @@ def test_explain_never_overwrites_a_file_it_did_not_make(
 
 @pytest.mark.parametrize(
     ("target", "words"),
-    [("input", "is one of the inputs"), ("model", "is the model file"),
-     ("explain", "is the --explain folder")],
-)  # fmt: skip
+    [
+        ("input", "is one of the inputs"),
+        ("model", "is the model file"),
+        ("explain", "is the --explain folder"),
+    ],
+)
 def test_output_naming_a_file_the_run_reads_is_refused_before_any_work(
     cli: Cli, model_path: Path, folder: Path, tmp_path: Path, target: str, words: str
 ) -> None:
     heatmaps = tmp_path / "heatmaps"  # made by the run, so not refused as a folder up front
     output = {"input": folder / "good.jpg", "model": model_path, "explain": heatmaps}[target]
     before = output.read_bytes() if output.is_file() else None
-    code, out, err = cli("predict", folder, "--model", model_path, "--explain", heatmaps,
-                         "--output", output)  # fmt: skip
+    code, out, err = cli(
+        "predict", folder, "--model", model_path, "--explain", heatmaps, "--output", output
+    )
     assert (code, out) == (1, "")
     assert one_error_line(err).startswith(f"error: --output {output} {words}")
     assert (output.read_bytes() if output.is_file() else None) == before
@@ -551,21 +595,33 @@ def test_output_never_takes_a_users_file_for_its_temporary_one(
 ) -> None:
     output = tmp_path / "rows.csv"
     theirs = write_bytes(tmp_path / "rows.csv.partial", b"someone's notes")
-    code, _, _ = cli("predict", folder / "good.jpg", "--model", model_path, "--format", "csv",
-                     "--output", output)  # fmt: skip
+    code, _, _ = cli(
+        "predict", folder / "good.jpg", "--model", model_path, "--format", "csv", "--output", output
+    )
     assert code == 0 and output.read_text().startswith("path,p_ai")
     assert theirs.read_bytes() == b"someone's notes"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
-        "rows.csv", "rows.csv.partial"
-    ]  # fmt: skip
+        "rows.csv",
+        "rows.csv.partial",
+    ]
 
 
 def test_a_heatmap_leaves_the_output_files_name_to_it(
     cli: Cli, model_path: Path, folder: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "good.png"  # where good.jpg's heatmap would go
-    code, _, _ = cli("predict", folder / "good.jpg", "--model", model_path, "--format", "csv",
-                     "--output", output, "--explain", tmp_path)  # fmt: skip
+    code, _, _ = cli(
+        "predict",
+        folder / "good.jpg",
+        "--model",
+        model_path,
+        "--format",
+        "csv",
+        "--output",
+        output,
+        "--explain",
+        tmp_path,
+    )
     assert code == 0 and output.read_text().startswith("path,p_ai")
     with Image.open(tmp_path / "good-2.png") as im:
         assert im.format == "PNG"
@@ -599,8 +655,11 @@ def test_a_heatmap_that_cannot_be_written_is_a_note_and_exit_2(
     for name in ("a.jpg", "sub/b.jpg"):
         write_bytes(tmp_path / "in" / name, picture)
     blocked = write_bytes(tmp_path / "maps" / "sub", b"a file where a folder would go")
-    code, out, err = cli("predict", tmp_path / "in", "--model", model_path, "--format", "json",
-                         "--explain", tmp_path / "maps")  # fmt: skip
+    code, out, err = cli(
+        *as_json(model_path, tmp_path / "in"),
+        "--explain",
+        tmp_path / "maps",
+    )
     assert code == 2 and all(r["error"] is None for r in rows_of(out))  # every row scored
     assert f"note: no heatmap for {tmp_path}/in/sub/b.jpg: cannot write {blocked}/b.png" in err
     assert err.strip().endswith("; 1 not written (see the notes above)")
@@ -630,10 +689,17 @@ def one_error_line(err: str) -> str:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--threshold", "1.5"), ("--threshold", "0"), ("--threshold", "nan"),
-     ("--threshold", "half"), ("--batch-size", "0"), ("--batch-size", "2.5"),
-     ("--format", "xml"), ("--device", "tpu")],
-)  # fmt: skip
+    [
+        ("--threshold", "1.5"),
+        ("--threshold", "0"),
+        ("--threshold", "nan"),
+        ("--threshold", "half"),
+        ("--batch-size", "0"),
+        ("--batch-size", "2.5"),
+        ("--format", "xml"),
+        ("--device", "tpu"),
+    ],
+)
 def test_bad_option_values_are_usage_errors(
     cli: Cli, model_path: Path, folder: Path, option: str, value: str
 ) -> None:
@@ -645,8 +711,11 @@ def test_bad_option_values_are_usage_errors(
 def test_no_inputs_found_is_a_usage_error(cli: Cli, model_path: Path, tmp_path: Path) -> None:
     (tmp_path / "empty-folder").mkdir()
     write_bytes(tmp_path / "junk" / ".DS_Store", b"finder")
-    for args in ([tmp_path / "missing.jpg"], [tmp_path / "empty-folder", tmp_path / "junk"],
-                 [f"{tmp_path}/*.jpg"]):  # fmt: skip
+    for args in (
+        [tmp_path / "missing.jpg"],
+        [tmp_path / "empty-folder", tmp_path / "junk"],
+        [f"{tmp_path}/*.jpg"],
+    ):
         code, out, err = cli("predict", *args, "--model", model_path)
         assert (code, out) == (1, "")
         assert "no input files" in one_error_line(err)
@@ -657,8 +726,7 @@ def test_no_inputs_found_is_a_usage_error(cli: Cli, model_path: Path, tmp_path: 
 def test_a_missing_path_among_found_ones_is_a_failed_row(
     cli: Cli, model_path: Path, folder: Path
 ) -> None:
-    code, out, _ = cli("predict", folder / "good.jpg", folder / "gone.jpg", "--model", model_path,
-                       "--format", "json")  # fmt: skip
+    code, out, _ = cli(*as_json(model_path, folder / "good.jpg", folder / "gone.jpg"))
     assert code == 2
     assert [r["error"] for r in rows_of(out)] == [None, "not_found: no such file or folder"]
 
@@ -685,21 +753,35 @@ def test_cuda_without_a_gpu_is_a_usage_error_naming_the_option(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param(lambda: build_model("seed_cnn", SIZE).state_dict(), "not a sneakers model",
-                     id="plain-state-dict"),
+        pytest.param(
+            lambda: build_model("seed_cnn", SIZE).state_dict(),
+            "not a sneakers model",
+            id="plain-state-dict",
+        ),
         pytest.param(lambda: [1, 2, 3], "not a sneakers model", id="not-a-dict"),
         pytest.param(None, "not a sneakers model", id="text-file"),
-        pytest.param(lambda: stored(tiny_artifact(), ("preprocess",)),
-                     "preprocess: missing", id="no-preprocess"),
-        pytest.param(lambda: stored(tiny_artifact(), threshold=1.5), "threshold: is 1.5",
-                     id="no-usable-threshold"),
-        pytest.param(lambda: stored(tiny_artifact(), format_version=1), "format 1",
-                     id="format-1"),
-        pytest.param(lambda: stored(tiny_artifact(), image_size=64,
-                     preprocess=RECIPE.model_copy(update={"size": 64}).model_dump()),
-                     "not a usable sneakers model", id="weights-do-not-fit"),
+        pytest.param(
+            lambda: stored(tiny_artifact(), ("preprocess",)),
+            "preprocess: missing",
+            id="no-preprocess",
+        ),
+        pytest.param(
+            lambda: stored(tiny_artifact(), threshold=1.5),
+            "threshold: is 1.5",
+            id="no-usable-threshold",
+        ),
+        pytest.param(lambda: stored(tiny_artifact(), format_version=1), "format 1", id="format-1"),
+        pytest.param(
+            lambda: stored(
+                tiny_artifact(),
+                image_size=64,
+                preprocess=RECIPE.model_copy(update={"size": 64}).model_dump(),
+            ),
+            "not a usable sneakers model",
+            id="weights-do-not-fit",
+        ),
     ],
-)  # fmt: skip
+)
 def test_files_that_are_not_our_artifact_are_refused(
     cli: Cli, folder: Path, tmp_path: Path, content: Callable[[], Any] | None, message: str
 ) -> None:
@@ -716,8 +798,9 @@ def test_files_that_are_not_our_artifact_are_refused(
 def test_output_into_a_missing_folder_is_refused_before_any_work(
     cli: Cli, model_path: Path, folder: Path, tmp_path: Path
 ) -> None:
-    code, _, err = cli("predict", folder, "--model", model_path, "--output",
-                       tmp_path / "nowhere" / "out.csv")  # fmt: skip
+    code, _, err = cli(
+        "predict", folder, "--model", model_path, "--output", tmp_path / "nowhere" / "out.csv"
+    )
     assert code == 1 and "does not exist" in one_error_line(err)
 
 
@@ -769,8 +852,9 @@ def test_same_p_ai_as_the_evaluate_stage(
     assert loaded.card.preprocess == RECIPE
     evaluated = predict_splits(Scorer(model, cpu, 64, precision), loaded.card, splits)
 
-    code, out, _ = cli("predict", raw / "src", "--model", model_path, "--format", "json",
-                       "--precision", precision)  # fmt: skip
+    code, out, _ = cli(
+        "predict", raw / "src", "--model", model_path, "--format", "json", "--precision", precision
+    )
     assert code == 0
     predicted = relative(rows_of(out), raw / "src")
     assert len(evaluated) == len(files) == len(predicted)
@@ -785,14 +869,29 @@ def test_same_p_ai_as_the_evaluate_stage(
 
 def test_speed_benchmark_runs_and_ends_with_the_ratio(model_path: Path, tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "predict_speed.py"
-    args = [sys.executable, str(script), "--model", str(model_path), "--images", "5",
-            "--batch-size", "2", "--rounds", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        str(script),
+        "--model",
+        str(model_path),
+        "--images",
+        "5",
+        "--batch-size",
+        "2",
+        "--rounds",
+        "1",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio predict/forward: ") and float(last.split()[-1]) > 0
-    missing = subprocess.run([*args[:2], "--model", "absent.pt"], capture_output=True,
-                             text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    missing = subprocess.run(
+        [*args[:2], "--model", "absent.pt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert missing.returncode == 1 and missing.stderr.startswith("error: no model at absent.pt")
 
 
@@ -803,8 +902,15 @@ def test_explain_benchmark_times_both_and_measures_the_shoe_box(
     shoe = Image.new("RGB", (64, 64), "white")
     shoe.paste((30, 40, 50), (10, 20, 50, 44))  # a dark box on white: a shoe box is found
     write_bytes(tmp_path / "in" / "shoe.png", encode_image(shoe, "PNG"))
-    args = [sys.executable, str(script), str(tmp_path / "in"), "--model", str(model_path),
-            "--rounds", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        str(script),
+        str(tmp_path / "in"),
+        "--model",
+        str(model_path),
+        "--rounds",
+        "1",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -233,8 +233,14 @@ def test_native_fit_decodes_a_large_jpeg_at_full_scale(encode: Callable[..., byt
     pixels = rng.integers(0, 256, (320, 360, 3), dtype=np.uint8)
     data = encode(Image.fromarray(pixels), "JPEG", quality=95)
     decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    out = Recipe(size=48, fit="native", resample=1.0, resample_jitter=0.0, jpeg_quality=90,
-                 max_pixels=MAX_PIXELS).fitted(data)  # fmt: skip
+    out = Recipe(
+        size=48,
+        fit="native",
+        resample=1.0,
+        resample_jitter=0.0,
+        jpeg_quality=90,
+        max_pixels=MAX_PIXELS,
+    ).fitted(data)
     assert np.array_equal(np.asarray(out), decoded[136:184, 156:204])
 
 

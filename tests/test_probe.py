@@ -104,8 +104,11 @@ def test_too_small(picture: Picture, encode: Encode) -> None:
     assert probe_bytes(data, min_size=32, max_pixels=10**6)["status"] == "accepted"
     row = probe_bytes(data, min_size=33, max_pixels=10**6)
     assert (row["status"], row["reason"], row["width"], row["height"]) == (
-        "rejected", "too_small", 36, 32,
-    )  # fmt: skip
+        "rejected",
+        "too_small",
+        36,
+        32,
+    )
 
 
 def test_judge_header_is_the_rule_probe_bytes_applies(picture: Picture, encode: Encode) -> None:
@@ -125,8 +128,14 @@ def test_judge_header_is_the_rule_probe_bytes_applies(picture: Picture, encode: 
         assert (rejected or {}).get("reason", "") == row["reason"], name
         assert (rejected or {}).get("detail", "") == row["detail"], name
         verdicts[name] = row["reason"]
-    assert verdicts == {"empty": "empty", "text": "not_an_image", "one-pixel": "too_small",
-                        "a-strip": "too_small", "bomb": "too_many_pixels", "fine": ""}  # fmt: skip
+    assert verdicts == {
+        "empty": "empty",
+        "text": "not_an_image",
+        "one-pixel": "too_small",
+        "a-strip": "too_small",
+        "bomb": "too_many_pixels",
+        "fine": "",
+    }
 
 
 @pytest.mark.parametrize("side", [10_000, 60_000])
@@ -197,8 +206,11 @@ def test_hashes_are_the_imagehash_strings(picture: Picture, encode: Encode) -> N
 def test_non_jpeg_facts(picture: Picture, encode: Encode) -> None:
     grey = probe_bytes(encode(picture(10).convert("L"), "PNG"), **LIMITS)
     assert (grey["format"], grey["mode"], grey["jpeg_quality"], grey["subsampling"]) == (
-        "PNG", "L", None, "",
-    )  # fmt: skip
+        "PNG",
+        "L",
+        None,
+        "",
+    )
     frames = [picture(11), picture(12)]
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
     row = probe_bytes(gif, **LIMITS)

@@ -20,8 +20,14 @@ from sneakers.simulate import mean_spectrum, peak_ratio, simulate, train_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 128
-RECIPE = Recipe(size=SIZE, fit="crop", jpeg_quality=90, max_pixels=10_000_000, resample=1.07,
-                resample_jitter=0.0)  # fmt: skip
+RECIPE = Recipe(
+    size=SIZE,
+    fit="crop",
+    jpeg_quality=90,
+    max_pixels=10_000_000,
+    resample=1.07,
+    resample_jitter=0.0,
+)
 TINY = SimulateSettings(enabled=True, depth=2, width=8, steps=40, batch_size=4, patch=32)
 
 
@@ -45,9 +51,19 @@ def make_split(raw: Path, readable: int = 8) -> pd.DataFrame:
             (raw / "src" / label).mkdir(parents=True, exist_ok=True)
             photo(i).save(raw / "src" / path, quality=95)
         role = "eval" if split == "eval" else "train"
-        rows.append(dict(id=f"id{i:02d}", label=label, source="src", role=role, path=path,
-                         brand="", generator="src" if label == "ai" else "",
-                         group=f"g{i // 2}", split=split))  # fmt: skip
+        rows.append(
+            dict(
+                id=f"id{i:02d}",
+                label=label,
+                source="src",
+                role=role,
+                path=path,
+                brand="",
+                generator="src" if label == "ai" else "",
+                group=f"g{i // 2}",
+                split=split,
+            )
+        )
     return pd.DataFrame(rows)
 
 

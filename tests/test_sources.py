@@ -238,9 +238,13 @@ def test_encrypted_zip_member_is_refused(tmp_path: Path) -> None:
     fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
     assert files_under(raw / "zipped") == {"real/a.jpg": b"photo a"}
     assert report(raw)["zipped"]["refused"] == [
-        {"path": "real/locked.jpg", "status": "rejected", "reason": "encrypted",
-         "detail": "password-protected member, not unpacked"},
-    ]  # fmt: skip
+        {
+            "path": "real/locked.jpg",
+            "status": "rejected",
+            "reason": "encrypted",
+            "detail": "password-protected member, not unpacked",
+        },
+    ]
 
 
 def test_refused_members_reach_the_manifest_with_their_reasons(tmp_path: Path) -> None:
@@ -251,8 +255,7 @@ def test_refused_members_reach_the_manifest_with_their_reasons(tmp_path: Path) -
         zf.writestr("real/nike_2.jpg", b"locked")
         zf.writestr(".", b"dot")
     mark_encrypted(archive, "real/nike_2.jpg")
-    source = PathSource(name="compiled", path=str(archive), labels={"real": "real"},
-                        brand="prefix")  # fmt: skip
+    source = PathSource(name="compiled", path=str(archive), labels={"real": "real"}, brand="prefix")
     raw = tmp_path / "raw"
     fetch_all([source], raw, seed=1, limits=LIMITS)
     manifest = build_manifest(raw, [source], ["nike"], MergeSettings(workers=1))
@@ -358,10 +361,17 @@ def fetched(raw: Path, name: str) -> tuple[dict[str, bytes], dict[str, tuple[str
 def test_zip_members_of_one_name_keep_the_first_and_refuse_the_others(tmp_path: Path) -> None:
     path = tmp_path / "dups.zip"
     with pytest.warns(UserWarning, match="Duplicate name"):
-        path.write_bytes(zip_bytes([
-            ("real/a.jpg", b"first"), ("real/a.jpg", b"second"), ("real/b.jpg", b"b"),
-            ("real/./b.jpg", b"b again"), ("real\\b.jpg", b"b from windows"),
-        ]))  # fmt: skip
+        path.write_bytes(
+            zip_bytes(
+                [
+                    ("real/a.jpg", b"first"),
+                    ("real/a.jpg", b"second"),
+                    ("real/b.jpg", b"b"),
+                    ("real/./b.jpg", b"b again"),
+                    ("real\\b.jpg", b"b from windows"),
+                ]
+            )
+        )
     raw = tmp_path / "raw"
     fetch_all([path_source("zipped", path)], raw, seed=1, limits=LIMITS)
     files, refused = fetched(raw, "zipped")
@@ -445,11 +455,16 @@ def test_unsupported_compression_and_damaged_headers_are_refused(tmp_path: Path)
     files, refused = fetched(raw, "zipped")
     assert files == {"ok.jpg": b"ok"}
     assert refused == {
-        "header.jpg": ("corrupt", "damaged archive member (BadZipFile: Bad magic number for "
-                       "file header); re-download or re-create the archive"),
-        "wavpack.jpg": ("unsupported_compression",
-                        "method 97 (wavpack); re-create the archive with deflate"),
-    }  # fmt: skip
+        "header.jpg": (
+            "corrupt",
+            "damaged archive member (BadZipFile: Bad magic number for "
+            "file header); re-download or re-create the archive",
+        ),
+        "wavpack.jpg": (
+            "unsupported_compression",
+            "method 97 (wavpack); re-create the archive with deflate",
+        ),
+    }
 
 
 def unix_member(name: str, mode: int) -> zipfile.ZipInfo:
@@ -538,9 +553,11 @@ def test_unreadable_files_and_folders_become_rows(
     assert files == {"a.jpg": b"a"}
     assert refused == {
         "secret.jpg": ("unreadable", "could not be read: Permission denied"),
-        "locked": ("unreadable", "folder could not be listed: Permission denied; its files "
-                   "were not fetched"),
-    }  # fmt: skip
+        "locked": (
+            "unreadable",
+            "folder could not be listed: Permission denied; its files were not fetched",
+        ),
+    }
 
 
 def test_a_name_that_is_not_utf8_is_copied_under_an_escaped_name(tmp_path: Path) -> None:
@@ -614,16 +631,23 @@ def unauthenticated() -> Exception:
 @pytest.mark.parametrize(
     ("make_error", "expected", "unexpected"),
     [
-        (lambda: http_error(404), r"Kaggle has no dataset a/b/versions/7: check "
-                                  r"owner/slug/versions/N", "KAGGLE_KEY"),
+        (
+            lambda: http_error(404),
+            r"Kaggle has no dataset a/b/versions/7: check "
+            r"owner/slug/versions/N",
+            "KAGGLE_KEY",
+        ),
         (lambda: http_error(401), r"set KAGGLE_USERNAME and KAGGLE_KEY", "no dataset"),
         (lambda: http_error(403), r"set KAGGLE_USERNAME and KAGGLE_KEY", "no dataset"),
-        (unauthenticated, r"Kaggle refused a/b/versions/7: set KAGGLE_USERNAME and KAGGLE_KEY",
-         "no dataset"),
+        (
+            unauthenticated,
+            r"Kaggle refused a/b/versions/7: set KAGGLE_USERNAME and KAGGLE_KEY",
+            "no dataset",
+        ),
         (lambda: http_error(503), r"failed \(HTTP 503\); retry later", "KAGGLE_KEY"),
         (lambda: requests.Timeout("slow"), r"cannot reach Kaggle", "KAGGLE_KEY"),
     ],
-)  # fmt: skip
+)
 def test_kaggle_failures_map_to_messages(
     monkeypatch: pytest.MonkeyPatch, make_error: object, expected: str, unexpected: str
 ) -> None:

@@ -88,9 +88,17 @@ def test_pictures_made_from_one_input_never_straddle_splits() -> None:
     profile: each outline's pictures land in one split for every seed."""
     index = make_index(60, 40)
     paths = [f"input_image{g:03d}_sample{k:02d}.jpg" for g in range(10) for k in range(11)]
-    gan = pd.DataFrame({"id": [f"b{i:015x}" for i in range(110)], "label": "ai", "group": None,
-                        "source": "bicyclegan", "path": paths, "role": "train",
-                        "status": "accepted"})  # fmt: skip
+    gan = pd.DataFrame(
+        {
+            "id": [f"b{i:015x}" for i in range(110)],
+            "label": "ai",
+            "group": None,
+            "source": "bicyclegan",
+            "path": paths,
+            "role": "train",
+            "status": "accepted",
+        }
+    )
     gan = tie_named_groups(gan, {"bicyclegan": r"input_image\d+"}).drop(columns="status")
     index = pd.concat([index, gan], ignore_index=True)
     for seed in range(5):
@@ -146,18 +154,28 @@ def with_fractions(fractions: object) -> dict:
     ("fractions", "message"),
     [
         ({"train": 0.6, "val": 0.4}, r"^split\.fractions: needs positive train, val and test"),
-        ({"train": 0.6, "val": 0.2, "test": 0.2, "holdout": 0.0},
-         r"^split\.fractions\.holdout: is 'holdout' \(use 'train', 'val' or 'test'\)"),
-        ({"train": 0.8, "val": 0.2, "test": 0.0},
-         r"^split\.fractions\.test: is 0\.0 \(use more than 0"),
-        ({"train": 1.2, "val": -0.1, "test": -0.1},
-         r"^split\.fractions\.val: is -0\.1 \(use more than 0"),
-        ({"train": 0.6, "val": 0.2, "test": 0.3},
-         r"^split\.fractions: sum to 1\.1 \(make them sum to 1\)"),
-        ({"train": 0.5, "val": 0.2, "test": 0.2},
-         r"^split\.fractions: sum to 0\.9 \(make them sum to 1\)"),
+        (
+            {"train": 0.6, "val": 0.2, "test": 0.2, "holdout": 0.0},
+            r"^split\.fractions\.holdout: is 'holdout' \(use 'train', 'val' or 'test'\)",
+        ),
+        (
+            {"train": 0.8, "val": 0.2, "test": 0.0},
+            r"^split\.fractions\.test: is 0\.0 \(use more than 0",
+        ),
+        (
+            {"train": 1.2, "val": -0.1, "test": -0.1},
+            r"^split\.fractions\.val: is -0\.1 \(use more than 0",
+        ),
+        (
+            {"train": 0.6, "val": 0.2, "test": 0.3},
+            r"^split\.fractions: sum to 1\.1 \(make them sum to 1\)",
+        ),
+        (
+            {"train": 0.5, "val": 0.2, "test": 0.2},
+            r"^split\.fractions: sum to 0\.9 \(make them sum to 1\)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_fraction_errors(fractions: dict[str, float], message: str) -> None:
     with pytest.raises(SneakersError, match=message):
         validate(with_fractions(fractions))
@@ -199,15 +217,24 @@ def test_a_split_with_both_labels_everywhere_passes() -> None:
 @pytest.mark.parametrize(
     ("real", "ai", "groups", "message"),
     [
-        (40, 2, None, r"^split: val and test get no ai picture \(40 real, 2 ai; train, val and "
-         r"test each need both labels\): add ai pictures, or change split\.fractions \(now train "
-         r"0\.6, val 0\.2, test 0\.2\)$"),
-        (0, 0, {"g1": ("real", 5), "g2": ("real", 5), "g3": ("real", 5), "g4": ("ai", 3)},
-         r"^split: test gets no real picture; val and test get no ai picture \(15 real in 3 "
-         r"groups of copies, 3 ai in 1 group of copies;.*: add real and ai pictures, or"),
+        (
+            40,
+            2,
+            None,
+            r"^split: val and test get no ai picture \(40 real, 2 ai; train, val and "
+            r"test each need both labels\): add ai pictures, or change split\.fractions "
+            r"\(now train 0\.6, val 0\.2, test 0\.2\)$",
+        ),
+        (
+            0,
+            0,
+            {"g1": ("real", 5), "g2": ("real", 5), "g3": ("real", 5), "g4": ("ai", 3)},
+            r"^split: test gets no real picture; val and test get no ai picture \(15 real in 3 "
+            r"groups of copies, 3 ai in 1 group of copies;.*: add real and ai pictures, or",
+        ),
         (30, 0, None, r"^split: train, val and test get no ai picture \(30 real, 0 ai;"),
     ],
-)  # fmt: skip
+)
 def test_a_split_missing_a_label_somewhere_is_one_line(
     real: int, ai: int, groups: dict[str, tuple[str, int]] | None, message: str
 ) -> None:
@@ -228,12 +255,15 @@ def test_eval_sources_count_for_no_split() -> None:
 @pytest.mark.parametrize(
     ("labels", "message"),
     [
-        (["real"] * 3, r"^the training pictures hold no ai picture \(3 real, 0 ai\): add a role: "
-         r"train source of ai pictures, or see data/merged/manifest\.csv"),
+        (
+            ["real"] * 3,
+            r"^the training pictures hold no ai picture \(3 real, 0 ai\): add a role: "
+            r"train source of ai pictures, or see data/merged/manifest\.csv",
+        ),
         (["ai"], r"hold no real picture \(0 real, 1 ai\)"),
         ([], r"hold no real and ai picture \(0 real, 0 ai\)"),
     ],
-)  # fmt: skip
+)
 def test_pictures_of_one_label_are_refused(labels: list[str], message: str) -> None:
     with pytest.raises(SneakersError, match=message):
         require_both_labels(pd.Series(labels, dtype=object), "the training pictures")

@@ -61,8 +61,12 @@ CASES: list[tuple[str, str, Mutation, str]] = [
     ("no version", "fetch", drop_version, "owner/dataset/versions/N"),
     ("empty profile", "fetch", lambda p: set_key(p, "data.profiles.demo", []), "has 0 entries"),
     ("duplicate names", "fetch", duplicate_names, "duplicate source name"),
-    ("demo count", "fetch", lambda p: set_key(p, "data.profiles.demo.0.demo.count", "many"),
-     "data.profiles.demo[0].demo.count: must be a whole number, not 'many'"),
+    (
+        "demo count",
+        "fetch",
+        lambda p: set_key(p, "data.profiles.demo.0.demo.count", "many"),
+        "data.profiles.demo[0].demo.count: must be a whole number, not 'many'",
+    ),
     ("tiny size", "standardize", lambda p: set_key(p, "standardize.size", 16), "at least 36"),
     ("bad fit", "standardize", lambda p: set_key(p, "standardize.fit", "zoom"), "standardize.fit"),
     ("merge type", "merge", lambda p: set_key(p, "merge.near_threshold", "4"), "a whole number"),
@@ -72,25 +76,44 @@ CASES: list[tuple[str, str, Mutation, str]] = [
     ("fp16", "train", lambda p: set_key(p, "train.precision", "fp16"), "precision: is 'fp16'"),
     ("half", "evaluate", lambda p: set_key(p, "runtime.precision", "half"), "'half'"),
     ("crop", "train", lambda p: set_key(p, "augment.crop", -1), "augment.crop: is -1"),
-    ("sigma", "train", lambda p: set_key(p, "augment.blur_sigma", ["a"]),
-     "augment.blur_sigma[0]: must be a number"),
-    ("processes", "train", lambda p: set_key(p, "train.nproc_per_node", 3),
-     "train.batch_size: 32 does not divide by train.nproc_per_node 3"),
+    (
+        "sigma",
+        "train",
+        lambda p: set_key(p, "augment.blur_sigma", ["a"]),
+        "augment.blur_sigma[0]: must be a number",
+    ),
+    (
+        "processes",
+        "train",
+        lambda p: set_key(p, "train.nproc_per_node", 3),
+        "train.batch_size: 32 does not divide by train.nproc_per_node 3",
+    ),
     ("huge seed", "train", lambda p: set_key(p, "seed", 2**32), "seed: is 4294967296 (use at most"),
     ("1e-3", "train", lambda p: set_key(p, "train.lr", "1e-3"), "YAML reads 1e-3 as text"),
-    ("empty path", "fetch", lambda p: set_key(p, "data.profiles.shared.0.path", ""),
-     "data.profiles.shared[0].path: is empty"),
+    (
+        "empty path",
+        "fetch",
+        lambda p: set_key(p, "data.profiles.shared.0.path", ""),
+        "data.profiles.shared[0].path: is empty",
+    ),
     ("one label", "fetch", real_only, "data.profiles.demo: trains on real pictures only"),
-    ("head under torchrun", "train", lambda p: set_key(p, "train.nproc_per_node", 2),
-     "train.nproc_per_node: model.train head fits a linear head in one process"),
-]  # fmt: skip
+    (
+        "head under torchrun",
+        "train",
+        lambda p: set_key(p, "train.nproc_per_node", 2),
+        "train.nproc_per_node: model.train head fits a linear head in one process",
+    ),
+]
 
 
 def run_stage(folder: Path, stage: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
-        cwd=folder, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_one_clear_line(done: subprocess.CompletedProcess[str], expected: str) -> None:
@@ -101,8 +124,9 @@ def assert_one_clear_line(done: subprocess.CompletedProcess[str], expected: str)
     assert expected in lines[0], lines[0]
 
 
-@pytest.mark.parametrize(("stage", "mutate", "expected"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("stage", "mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_broken_params_stop_the_stage_with_one_line(
     tmp_path: Path, stage: str, mutate: Mutation, expected: str
 ) -> None:
@@ -167,10 +191,13 @@ def test_a_signal_mid_stage_cleans_up_and_says_so(
     # stderr goes to a file: a worker left running must not keep the test waiting on a pipe.
     with (tmp_path / "stderr").open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, str(script)], cwd=tmp_path, text=True,
-            stdout=subprocess.PIPE, stderr=stderr,
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
             preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signum, signal.SIGTERM)],
-        )  # fmt: skip
+        )
         assert proc.stdout is not None and proc.stdout.readline() == "working\n"
         proc.send_signal(signum)
         proc.wait(timeout=60)
@@ -190,9 +217,20 @@ def write_params(folder: Path, mutate: Mutation) -> None:
 def test_a_split_without_both_labels_in_val_and_test_is_one_line(tmp_path: Path) -> None:
     """Two AI pictures cannot reach val and test: split says so, before evaluate would crash."""
     write_params(tmp_path, lambda p: None)
-    rows = [{"id": f"{i:016x}", "label": "ai" if i < 2 else "real", "group": "", "source": "s",
-             "path": f"{i}.jpg", "role": "train", "shard": "s-00000.tar", "offset": 0,
-             "length": 1} for i in range(20)]  # fmt: skip
+    rows = [
+        {
+            "id": f"{i:016x}",
+            "label": "ai" if i < 2 else "real",
+            "group": "",
+            "source": "s",
+            "path": f"{i}.jpg",
+            "role": "train",
+            "shard": "s-00000.tar",
+            "offset": 0,
+            "length": 1,
+        }
+        for i in range(20)
+    ]
     (tmp_path / "data" / "standardized").mkdir(parents=True)
     pd.DataFrame(rows).to_csv(tmp_path / "data" / "standardized" / "index.csv", index=False)
     assert_one_clear_line(
@@ -212,6 +250,7 @@ def test_merge_refuses_pictures_of_one_label(tmp_path: Path) -> None:
     write_params(tmp_path, lambda p: p["data"].update(profile="mine", profiles={"mine": [source]}))
     assert run_stage(tmp_path, "fetch").returncode == 0
     assert_one_clear_line(
-        run_stage(tmp_path, "merge"), "the training pictures of profile mine hold no ai picture "
-        "(2 real, 0 ai): add a role: train source of ai pictures, or see data/merged/manifest.csv"
-    )  # fmt: skip
+        run_stage(tmp_path, "merge"),
+        "the training pictures of profile mine hold no ai picture "
+        "(2 real, 0 ai): add a role: train source of ai pictures, or see data/merged/manifest.csv",
+    )

@@ -39,12 +39,21 @@ def raw_and_manifest(
     def add(source: str, path: str, data: bytes, status: str, label: str, group: str = "") -> None:
         write(raw / source / path, data)
         sha = hashlib.sha256(data).hexdigest()
-        rows.append({
-            "source": source, "role": "train", "path": path, "label": label, "brand": "",
-            "generator": source if label == "ai" else "", "status": status,
-            "reason": "" if status == "accepted" else "x", "group": group or None,
-            "id": sha[:16] if status == "accepted" else None, "sha256": sha,
-        })  # fmt: skip
+        rows.append(
+            {
+                "source": source,
+                "role": "train",
+                "path": path,
+                "label": label,
+                "brand": "",
+                "generator": source if label == "ai" else "",
+                "status": status,
+                "reason": "" if status == "accepted" else "x",
+                "group": group or None,
+                "id": sha[:16] if status == "accepted" else None,
+                "sha256": sha,
+            }
+        )
 
     add(
         "photos", "real/a.jpg", encode(picture(1, scale=10), "JPEG", quality=95), "accepted", "real"
@@ -87,8 +96,11 @@ def test_shards_are_tar_files_and_the_index_points_into_them(
     index = run(raw, manifest, out)
     # shard_size 2 with 5 images: 2 + 2 + 1.
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.csv", "shard-00000.tar", "shard-00001.tar", "shard-00002.tar",
-    ]  # fmt: skip
+        "index.csv",
+        "shard-00000.tar",
+        "shard-00001.tar",
+        "shard-00002.tar",
+    ]
     assert list(index["shard"].value_counts().sort_index()) == [2, 2, 1]
     for _, row in index.iterrows():
         with tarfile.open(out / row["shard"]) as tar:

@@ -107,8 +107,9 @@ def test_threshold_is_chosen_on_validation(trained_at: Trained) -> None:
 def test_the_fpr_rule_fixes_the_threshold_on_validation_reals(
     train_run: Callable[..., Trained], precision: str
 ) -> None:
-    run = train_run(epochs=1, threshold="val_fpr", target_fpr=0.1, precision=precision,
-                    eval_precision=precision)  # fmt: skip
+    run = train_run(
+        epochs=1, threshold="val_fpr", target_fpr=0.1, precision=precision, eval_precision=precision
+    )
     y, p = run.splits["val"].labels.numpy(), val_p_ai(run)
     threshold = run.artifact.card.threshold
     assert threshold == pytest.approx(threshold_at_fpr(y, p, 0.1), abs=1e-6)
@@ -220,8 +221,9 @@ def test_a_streamed_split_trains_the_in_memory_model(
     streamed = in_shards(make_splits(), tmp_path)
 
     def fit(splits: dict[str, SplitData], num_workers: int) -> tuple[dict, float, list]:
-        settings = TrainSettings(epochs=2, lr=0.01, batch_size=8, num_workers=num_workers,
-                                 precision=precision)  # fmt: skip
+        settings = TrainSettings(
+            epochs=2, lr=0.01, batch_size=8, num_workers=num_workers, precision=precision
+        )
         runtime, log = RuntimeSettings(device="cpu", precision=precision), MemoryLog()
         fitted = train(splits, ModelSettings(), settings, runtime, 1, log)
         return fitted.state_dict, fitted.threshold, log.records
@@ -320,8 +322,9 @@ def handwritten_precise_bn(model: nn.Module, images: torch.Tensor, batch_size: i
 
 
 def test_update_bn_gives_the_handwritten_statistics_bit_for_bit() -> None:
-    images = torch.randint(0, 256, (21, 3, 40, 40), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(1))  # fmt: skip
+    images = torch.randint(
+        0, 256, (21, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
     ours, theirs = (build_model("seed_cnn", 40) for _ in range(2))
     theirs.load_state_dict(ours.state_dict())
     recalibrate_batchnorm(ours, images, CPU, batch_size=8)

@@ -61,8 +61,12 @@ def synthetic(seed: int = 0, views: int = 1) -> tuple[dict[str, SplitData], Feat
 def test_plan_has_all_then_without_and_only_each() -> None:
     assert plan(["a"]) == {"all": ["a"]}
     assert plan(["a", "b"]) == {
-        "all": ["a", "b"], "without a": ["b"], "without b": ["a"], "only a": ["a"], "only b": ["b"],
-    }  # fmt: skip
+        "all": ["a", "b"],
+        "without a": ["b"],
+        "without b": ["a"],
+        "only a": ["a"],
+        "only b": ["b"],
+    }
 
 
 def test_a_left_out_generator_is_never_trained_or_tuned_on(

@@ -171,8 +171,14 @@ class Artifact:
         """The network, weights loaded, in eval mode on device (channels_last)."""
         # Every weight comes from the file: a backbone's ImageNet ones are not read again.
         card = self.card
-        model = build_model(card.arch, card.image_size, pretrained=False, input=card.input,
-                            part=card.part, pool=card.pool)  # fmt: skip
+        model = build_model(
+            card.arch,
+            card.image_size,
+            pretrained=False,
+            input=card.input,
+            part=card.part,
+            pool=card.pool,
+        )
         model.load_state_dict(self.state_dict)
         return model.to(device, memory_format=torch.channels_last).eval()
 
@@ -236,8 +242,10 @@ def _unreadable(path: Path, err: Exception) -> str:
     with weights_only=False, which would run whatever code the file holds."""
     needs = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
     if needs:  # the file holds pickled objects beyond tensors (a whole module, or a payload)
-        return (f"{path} is not a sneakers model file: loading it would run Python code "
-                f"({needs.group(1)}), so it was refused without running it ({OURS})")  # fmt: skip
+        return (
+            f"{path} is not a sneakers model file: loading it would run Python code "
+            f"({needs.group(1)}), so it was refused without running it ({OURS})"
+        )
     return f"{path} is not a sneakers model file (not a PyTorch file, or a damaged one): {OURS}"
 
 

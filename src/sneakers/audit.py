@@ -179,11 +179,13 @@ def history_task(
     raw_path, shard, offset, length = task
     where = {"shard": shard, "offset": offset, "length": length}
     standardized = read_image(standardized_dir, pd.Series(where))
-    return np.stack([
-        history_features(Path(raw_path).read_bytes(), quality),
-        history_features(standardized, quality),
-        history_features(grid_break(standardized, scale, quality), quality),
-    ])  # fmt: skip
+    return np.stack(
+        [
+            history_features(Path(raw_path).read_bytes(), quality),
+            history_features(standardized, quality),
+            history_features(grid_break(standardized, scale, quality), quality),
+        ]
+    )
 
 
 def history_audit(
@@ -210,8 +212,12 @@ def history_audit(
         (str(raw_dir / r.source / r.path), r.shard, int(r.offset), int(r.length))
         for r in rows.itertuples()
     ]
-    work = partial(history_task, standardized_dir=standardized_dir, quality=quality,
-                   scale=settings.control_scale)  # fmt: skip
+    work = partial(
+        history_task,
+        standardized_dir=standardized_dir,
+        quality=quality,
+        scale=settings.control_scale,
+    )
     x = np.stack(list(parallel_map(work, tasks, 0, "history audit", chunksize=16)))
     out = {
         name: split_score(x[:, k], rows["label"], rows["split"], settings.classifier, seed)

@@ -54,8 +54,13 @@ def info(path: Path) -> dict[str, Any]:
     arch = {key: fields.pop(key) for key in ("arch", "input")}
     card = {**arch, "image_size": loaded.card.image_size, **fields}
     total = sum(p.numel() for p in model.parameters())
-    return {"model": str(path), "parameters": total, **backbone(loaded.card, model), **card,
-            **eval_metrics(path, loaded.card)}  # fmt: skip
+    return {
+        "model": str(path),
+        "parameters": total,
+        **backbone(loaded.card, model),
+        **card,
+        **eval_metrics(path, loaded.card),
+    }
 
 
 TRAINED = {
@@ -70,10 +75,16 @@ def backbone(card: Card, model: torch.nn.Module) -> dict[str, Any]:
     of it was trained."""
     if card.backbone_sha256 is None:
         return {}
-    return {"backbone": {"arch": card.arch, "package": WEIGHTS[card.arch].package,
-                         "weights_sha256": card.backbone_sha256, "pool": card.pool,
-                         "trained": f"{card.part}: {TRAINED[card.part]}",
-                         "trained_parameters": count_parameters(model)}}  # fmt: skip
+    return {
+        "backbone": {
+            "arch": card.arch,
+            "package": WEIGHTS[card.arch].package,
+            "weights_sha256": card.backbone_sha256,
+            "pool": card.pool,
+            "trained": f"{card.part}: {TRAINED[card.part]}",
+            "trained_parameters": count_parameters(model),
+        }
+    }
 
 
 def eval_metrics(path: Path, card: Card) -> dict[str, Any]:
@@ -87,8 +98,10 @@ def eval_metrics(path: Path, card: Card) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError):
         return {"test_metrics_note": f"{EVAL_METRICS} is unreadable: run `dvc repro evaluate`"}
     if threshold != card.threshold:
-        return {"test_metrics_note": f"{EVAL_METRICS} is for another model (its threshold "
-                "differs): run `dvc repro` to evaluate this one"}  # fmt: skip
+        return {
+            "test_metrics_note": f"{EVAL_METRICS} is for another model (its threshold "
+            "differs): run `dvc repro` to evaluate this one"
+        }
     return {"test_metrics_file": str(EVAL_METRICS), "test_metrics": test}
 
 
@@ -114,37 +127,72 @@ def build_parser() -> Parser:
         "predict", help="score image files, folders or glob patterns", description=PREDICT_HELP
     )
     predict.add_argument(
-        "paths", nargs="+", metavar="PATH",
+        "paths",
+        nargs="+",
+        metavar="PATH",
         help="image files, folders (recursive, sorted; OS junk and hidden files are skipped, links "
         "out of the folder are not followed) or glob patterns (quoted work too, ** included)",
-    )  # fmt: skip
-    predict.add_argument("--model", type=Path, default=STANDARD_MODEL,
-                         help="model file (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--format", choices=OUTPUT_FORMATS, default="table",
-                         help="output format (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--output", type=Path, metavar="FILE",
-                         help="write the rows to FILE instead of stdout")  # fmt: skip
-    predict.add_argument("--threshold", type=probability, metavar="T",
-                         help="P(ai) at or above which a file is labelled ai "
-                         "(default: the model's own, fixed on validation data)")  # fmt: skip
+    )
+    predict.add_argument(
+        "--model", type=Path, default=STANDARD_MODEL, help="model file (default: %(default)s)"
+    )
+    predict.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="table",
+        help="output format (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the rows to FILE instead of stdout"
+    )
+    predict.add_argument(
+        "--threshold",
+        type=probability,
+        metavar="T",
+        help="P(ai) at or above which a file is labelled ai "
+        "(default: the model's own, fixed on validation data)",
+    )
     runtime = RuntimeSettings()  # the defaults of the pipeline's runtime section
-    predict.add_argument("--device", choices=DEVICES, default=runtime.device,
-                         help="auto uses CUDA when available (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--batch-size", type=positive_int, default=runtime.batch_size, metavar="N",
-                         help="images per forward pass (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--precision", choices=PRECISIONS, default=runtime.precision,
-                         help="auto: bf16 where the hardware computes it (CUDA, AMX-BF16 or "
-                         "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--explain", type=Path, metavar="DIR",
-                         help="also write a Grad-CAM heatmap overlay of each scored file into DIR "
-                         "(its path under DIR, as .png; a name already taken gets -2, -3, ...): "
-                         "where the model looked")  # fmt: skip
+    predict.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=runtime.device,
+        help="auto uses CUDA when available (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=runtime.batch_size,
+        metavar="N",
+        help="images per forward pass (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=runtime.precision,
+        help="auto: bf16 where the hardware computes it (CUDA, AMX-BF16 or "
+        "AVX512-BF16 CPUs), fp32 elsewhere (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="also write a Grad-CAM heatmap overlay of each scored file into DIR "
+        "(its path under DIR, as .png; a name already taken gets -2, -3, ...): "
+        "where the model looked",
+    )
 
     info_parser = commands.add_parser(
         "info", help="describe a trained model file", description=INFO_HELP
     )
-    info_parser.add_argument("model", type=Path, nargs="?", default=STANDARD_MODEL, metavar="MODEL",
-                             help="model file (default: %(default)s)")  # fmt: skip
+    info_parser.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        default=STANDARD_MODEL,
+        metavar="MODEL",
+        help="model file (default: %(default)s)",
+    )
     return parser
 
 
@@ -157,10 +205,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    runtime = RuntimeSettings(device=args.device, precision=args.precision,
-                              batch_size=args.batch_size)  # fmt: skip
-    code = run(args.paths, args.model, args.format, args.output, args.threshold, runtime,
-               args.explain)  # fmt: skip
+    runtime = RuntimeSettings(
+        device=args.device, precision=args.precision, batch_size=args.batch_size
+    )
+    code = run(
+        args.paths, args.model, args.format, args.output, args.threshold, runtime, args.explain
+    )
     if code:
         raise SystemExit(code)  # passes through run_main, which only turns errors into status 1
 

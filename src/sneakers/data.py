@@ -42,8 +42,9 @@ class ShardImages(Dataset):
     one 3 x H x W image, decoded when asked for. Only numpy arrays per image, so forked
     DataLoader workers share them without copying."""
 
-    def __init__(self, shards: list[Path], shard_of: np.ndarray, offsets: np.ndarray,
-                 lengths: np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self, shards: list[Path], shard_of: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
+    ) -> None:
         self.shards, self.shard_of, self.offsets, self.lengths = shards, shard_of, offsets, lengths
         first = tuple(self[0].shape) if len(offsets) else (3, 0, 0)
         self.shape = (len(offsets), *first)
@@ -66,10 +67,12 @@ class ShardImages(Dataset):
 
     def __add__(self, other: ShardImages) -> ShardImages:
         """These images, then other's (the train split and the simulated fakes)."""
-        return ShardImages(self.shards + other.shards,
-                           np.concatenate([self.shard_of, other.shard_of + len(self.shards)]),
-                           np.concatenate([self.offsets, other.offsets]),
-                           np.concatenate([self.lengths, other.lengths]))  # fmt: skip
+        return ShardImages(
+            self.shards + other.shards,
+            np.concatenate([self.shard_of, other.shard_of + len(self.shards)]),
+            np.concatenate([self.offsets, other.offsets]),
+            np.concatenate([self.lengths, other.lengths]),
+        )
 
     def take(self, keep: np.ndarray) -> ShardImages:
         """The images where keep (a boolean mask) is true, still in their shards."""
@@ -84,8 +87,15 @@ class ShardImages(Dataset):
         """The images at indices in one N x 3 x H x W tensor, filled in place: the peak is the
         tensor and one image (np.stack of a list would hold both the list and the stack)."""
         out = torch.empty((len(indices), *self.shape[1:]), dtype=torch.uint8)
-        for k, i in enumerate(tqdm(indices, desc=desc, unit="image", leave=False,
-                                   disable=True if desc is None else None)):  # fmt: skip
+        for k, i in enumerate(
+            tqdm(
+                indices,
+                desc=desc,
+                unit="image",
+                leave=False,
+                disable=True if desc is None else None,
+            )
+        ):
             out[k] = self[i]
         return out
 
@@ -131,10 +141,14 @@ def generator_masks(
     known = sorted(set(made["train"]) - {""})
     unknown = [g for g in generators if g not in known]
     if unknown:
-        raise SneakersError(f"train.generators: {', '.join(unknown)} made no training picture "
-                            f"(known: {', '.join(known)})")  # fmt: skip
-    return {name: ((splits[name].rows["label"] == "real") | g.isin(generators)).to_numpy()
-            for name, g in made.items()}  # fmt: skip
+        raise SneakersError(
+            f"train.generators: {', '.join(unknown)} made no training picture "
+            f"(known: {', '.join(known)})"
+        )
+    return {
+        name: ((splits[name].rows["label"] == "real") | g.isin(generators)).to_numpy()
+        for name, g in made.items()
+    }
 
 
 def load_splits(

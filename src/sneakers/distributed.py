@@ -42,8 +42,14 @@ class Ranks:
 def relaunch(script: str, nproc: int) -> None:
     """Run script under torchrun with nproc processes on this node; one line if any fails."""
     rendezvous = shlex.split(os.environ.get("SNEAKERS_TORCHRUN", "--standalone"))
-    command = [sys.executable, "-m", "torch.distributed.run", *rendezvous,
-               f"--nproc-per-node={nproc}", script]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *rendezvous,
+        f"--nproc-per-node={nproc}",
+        script,
+    ]
     with subprocess.Popen(command) as torchrun:
         try:
             code = torchrun.wait()
@@ -149,9 +155,11 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                factor = (1 / float(self.num_batches_tracked)) if self.momentum is None else (
-                    self.momentum
-                )  # fmt: skip
+                factor = (
+                    (1 / float(self.num_batches_tracked))
+                    if self.momentum is None
+                    else (self.momentum)
+                )
                 unbiased = var * n / (n - 1).clamp_min(1)
                 self.running_mean.mul_(1 - factor).add_(factor * mean.to(self.running_mean))
                 self.running_var.mul_(1 - factor).add_(factor * unbiased.to(self.running_var))
@@ -167,8 +175,13 @@ def global_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
         if type(child) is nn.BatchNorm2d:
-            swapped = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum,
-                                        child.affine, child.track_running_stats)  # fmt: skip
+            swapped = GlobalBatchNorm2d(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+            )
             swapped.load_state_dict(child.state_dict())
             setattr(model, name, swapped.to(child.weight.device, child.weight.dtype))
         else:

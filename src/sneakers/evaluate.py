@@ -90,8 +90,11 @@ def robustness(scorer: Scorer, card: Card, test: SplitData) -> dict[str, dict[st
     for name, images in robustness_batches(test, card.preprocess).items():
         p_ai = scorer.proba(images)
         correct = (p_ai >= card.threshold) == y
-        out[name] = {"accuracy": float(correct.mean()), "roc_auc": roc_auc(y, p_ai),
-                     "per_class_accuracy": class_means(correct, y)}  # fmt: skip
+        out[name] = {
+            "accuracy": float(correct.mean()),
+            "roc_auc": roc_auc(y, p_ai),
+            "per_class_accuracy": class_means(correct, y),
+        }
     return out
 
 

@@ -140,13 +140,24 @@ def heatmaps_png(explained: Explained, path: Path) -> None:
     for ax in axes.flat:
         ax.axis("off")
     for r, group in enumerate(groups):
-        axes[r, 0].text(-0.08, 0.5, group, rotation=90, ha="right", va="center",
-                        transform=axes[r, 0].transAxes, fontsize=9)  # fmt: skip
+        axes[r, 0].text(
+            -0.08,
+            0.5,
+            group,
+            rotation=90,
+            ha="right",
+            va="center",
+            transform=axes[r, 0].transAxes,
+            fontsize=9,
+        )
         for c, i in enumerate(np.flatnonzero(rows["group"] == group)):
             row, ax = rows.iloc[i], axes[r, c]
             ax.imshow(overlay(explained.images[i], explained.heat[i]))
             color = "green" if row["predicted"] == row["label"] else "red"
-            ax.set_title(f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
-                         fontsize=7, color=color)  # fmt: skip
+            ax.set_title(
+                f"{str(row['source'])[:22]}\n{row['label']} · P(ai)={row['p_ai']:.2f}",
+                fontsize=7,
+                color=color,
+            )
     fig.suptitle("Grad-CAM: where the model sees evidence for AI (red title: wrong call)")
     save_figure(fig, path)

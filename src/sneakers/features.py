@@ -144,10 +144,14 @@ def views(
     for view in range(settings.views):
         start = 0
         for batch in batches(images, batch_size):
-            yield torch.cat([
-                augment_batch(im[None], settings, np.random.default_rng([seed, view, start + j]))
-                for j, im in enumerate(batch)
-            ])  # fmt: skip
+            yield torch.cat(
+                [
+                    augment_batch(
+                        im[None], settings, np.random.default_rng([seed, view, start + j])
+                    )
+                    for j, im in enumerate(batch)
+                ]
+            )
             start += len(batch)
 
 
@@ -234,12 +238,15 @@ def fill(
     """Everything train and evaluate will ask of the trunk, through the store: every split's
     pictures, the augmented views of train that the head trains on ("views": augment.views
     copies of train, in turn) and evaluate's test conditions; the features by name."""
-    out = {name: embed(model, store, data.images, device, precision, batch_size,
-                       f"features {name}") for name, data in splits.items()}  # fmt: skip
+    out = {
+        name: embed(model, store, data.images, device, precision, batch_size, f"features {name}")
+        for name, data in splits.items()
+    }
     if augment.views:
         pictures = views(splits["train"].images, augment, seed, batch_size)
         out["views"] = embed(model, store, pictures, device, precision, desc="features views")
     for name, images in conditions.items():
-        out[name] = embed(model, store, images, device, precision, batch_size,
-                          f"features test {name}")  # fmt: skip
+        out[name] = embed(
+            model, store, images, device, precision, batch_size, f"features test {name}"
+        )
     return out

@@ -63,9 +63,15 @@ def safe_name(name: str) -> str:
 
 def file_kind(mode: int) -> str:
     """What a stat mode says an entry is, in words, for a detail."""
-    kinds = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFSOCK: "socket", stat.S_IFDIR: "folder",
-             stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
-             stat.S_IFLNK: "link", stat.S_IFREG: "regular file"}  # fmt: skip
+    kinds = {
+        stat.S_IFIFO: "named pipe (FIFO)",
+        stat.S_IFSOCK: "socket",
+        stat.S_IFDIR: "folder",
+        stat.S_IFCHR: "character device",
+        stat.S_IFBLK: "block device",
+        stat.S_IFLNK: "link",
+        stat.S_IFREG: "regular file",
+    }
     return kinds.get(stat.S_IFMT(mode), f"file of type {stat.S_IFMT(mode):#o}")
 
 

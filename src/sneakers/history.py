@@ -37,8 +37,14 @@ def dominant_histories(manifest: pd.DataFrame) -> dict[str, History]:
         quality = (
             rows["jpeg_quality"].astype("Int64").astype(object).where(rows["format"] == "JPEG")
         )
-        keys = pd.DataFrame({"format": rows["format"], "quality": quality,
-                             "width": rows["width"], "height": rows["height"]})  # fmt: skip
+        keys = pd.DataFrame(
+            {
+                "format": rows["format"],
+                "quality": quality,
+                "width": rows["width"],
+                "height": rows["height"],
+            }
+        )
         top = keys.value_counts(dropna=False).index[0]
         fmt, q, w, h = top
         out[str(label)] = History(str(fmt), None if pd.isna(q) else int(q), int(w), int(h))

@@ -65,8 +65,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def _note_emulated(device_type: str) -> None:
     """One line per process, however many settings ask for emulated bf16."""
     note = "bf16 is emulated and several times slower than fp32 here"
-    print(f"note: {device_type} has no native bf16 (AMX-BF16, AVX512-BF16 or a bf16 GPU): "
-          f"{note}", file=sys.stderr)  # fmt: skip
+    print(
+        f"note: {device_type} has no native bf16 (AMX-BF16, AVX512-BF16 or a bf16 GPU): {note}",
+        file=sys.stderr,
+    )
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -36,8 +36,16 @@ COLUMNS = [
 # pairs sharing one >= 1/8 of all pairs (1/5 for the shared profile's phashes), and comparing
 # an indexed candidate costs about 5x a scanned pair.
 INDEXED_THRESHOLD = 8
-DTYPES = {"width": "Int64", "height": "Int64", "frames": "Int64", "bytes": "Int64",
-          "jpeg_quality": "Int64", "icc": "boolean", "group": object, "id": object}  # fmt: skip
+DTYPES = {
+    "width": "Int64",
+    "height": "Int64",
+    "frames": "Int64",
+    "bytes": "Int64",
+    "jpeg_quality": "Int64",
+    "icc": "boolean",
+    "group": object,
+    "id": object,
+}
 
 
 def build_manifest(
@@ -267,8 +275,11 @@ def resolve_group(
     if len(labels) > 1:
         detail = f"group {group} holds {' and '.join(labels)} images"
         manifest.loc[judged, ["status", "reason", "detail", "id"]] = [
-            "rejected", "label_conflict", detail, None,
-        ]  # fmt: skip
+            "rejected",
+            "label_conflict",
+            detail,
+            None,
+        ]
         kept = None
     else:
 
@@ -285,8 +296,11 @@ def resolve_group(
     for i in set(members) - set(judged):
         if kept is None:
             manifest.loc[i, ["status", "reason", "detail", "id"]] = [
-                "duplicate", "near_duplicate", f"of training files in {group}", None,
-            ]  # fmt: skip
+                "duplicate",
+                "near_duplicate",
+                f"of training files in {group}",
+                None,
+            ]
         else:
             mark_duplicate(manifest, i, kept, "of training file")
 

@@ -152,8 +152,15 @@ class EfficientNetLite(nn.Module):
 
     TOP_BLOCKS = 2
 
-    def __init__(self, arch: str, image_size: int, input: str = "rgb", pretrained: bool = True,
-                 part: str = "all", pool: str = "mean") -> None:  # fmt: skip
+    def __init__(
+        self,
+        arch: str,
+        image_size: int,
+        input: str = "rgb",
+        pretrained: bool = True,
+        part: str = "all",
+        pool: str = "mean",
+    ) -> None:
         from efficientnet_lite_pytorch import EfficientNet
 
         super().__init__()
@@ -238,8 +245,14 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(arch: str, image_size: int, pretrained: bool = True, part: str = "all",
-                pool: str = "mean", **kwargs: Any) -> nn.Module:  # fmt: skip
+def build_model(
+    arch: str,
+    image_size: int,
+    pretrained: bool = True,
+    part: str = "all",
+    pool: str = "mean",
+    **kwargs: Any,
+) -> nn.Module:
     """Instantiate ``arch`` by its config name; kwargs go to its constructor (e.g. dropout).
     A backbone starts from its ImageNet weights unless pretrained=False (a model file's own
     weights replace them all); part and pool are a backbone's (the others train all, mean)."""

@@ -145,8 +145,10 @@ def tagged(members: dict[str, type], kind_of: Callable[[Any], str | None], error
         kind = kind_of(value)
         return TAG + kind if isinstance(kind, str) and kind in members else None
 
-    return Annotated[Union[options], Discriminator(tag, custom_error_type="kind",  # noqa: UP007
-                                                   custom_error_message=error)]  # fmt: skip
+    union = Union[options]  # noqa: UP007 - a runtime tuple of members: no `|` spelling
+    return Annotated[
+        union, Discriminator(tag, custom_error_type="kind", custom_error_message=error)
+    ]
 
 
 def _demo_kind(settings: Any) -> str | None:
@@ -331,8 +333,13 @@ class StandardizeSettings(Section):
     def picture_settings(self) -> dict[str, Any]:
         """The keys that decide the pictures, which a model file records (preprocess.Recipe);
         not workers or shard_size, so that stages reading these need not declare those."""
-        return {"size": self.size, "fit": self.fit, "jpeg_quality": self.jpeg_quality,
-                "resample": self.resample, "resample_jitter": self.resample_jitter}  # fmt: skip
+        return {
+            "size": self.size,
+            "fit": self.fit,
+            "jpeg_quality": self.jpeg_quality,
+            "resample": self.resample,
+            "resample_jitter": self.resample_jitter,
+        }
 
     def recipe(self, max_pixels: int) -> Recipe:
         """The preprocessing recipe: these picture settings and merge.max_pixels, built here
@@ -394,8 +401,11 @@ class ModelSettings(Section):
     @model_validator(mode="after")
     def _head_reads_pictures(self) -> ModelSettings:
         if self.part == "head" and self.input != "rgb":
-            raise KeyProblem("input", f"{self.input} with train head: the frozen ImageNet trunk "
-                             "only knows pictures (use rgb, or train top or all)")  # fmt: skip
+            raise KeyProblem(
+                "input",
+                f"{self.input} with train head: the frozen ImageNet trunk "
+                "only knows pictures (use rgb, or train top or all)",
+            )
         return self
 
     @property
@@ -411,8 +421,10 @@ class ModelSettings(Section):
         """A note when model.train or model.pool are set for a network they do not apply to."""
         if (self.train, self.pool) == (self.part, self.pooling):
             return None
-        return (f"note: model.train {self.train} and model.pool {self.pool} are a pretrained "
-                f"backbone's: {self.arch} trains all of itself")  # fmt: skip
+        return (
+            f"note: model.train {self.train} and model.pool {self.pool} are a pretrained "
+            f"backbone's: {self.arch} trains all of itself"
+        )
 
 
 class RuntimeSettings(Section):
@@ -469,9 +481,10 @@ class TrainSettings(Section):
         if size % n:
             near = sorted({max(n, size // n * n), (size // n + 1) * n})
             raise KeyProblem(
-                "batch_size", f"{size} does not divide by train.nproc_per_node {n}: each process "
-                f"takes an equal share of the global batch (use {' or '.join(map(str, near))})"
-            )  # fmt: skip
+                "batch_size",
+                f"{size} does not divide by train.nproc_per_node {n}: each process "
+                f"takes an equal share of the global batch (use {' or '.join(map(str, near))})",
+            )
         return self
 
 

@@ -57,23 +57,28 @@ def write_cross_source_data(cross: dict[str, dict[str, Any]], path: Path) -> Non
 def write_generator_data(generators: dict[str, dict[str, Any]], path: Path) -> None:
     """Detection rate per generator, seen in training or not, for a bar chart."""
     rows = [
-        {"generator": f"{name} ({'seen' if r['seen'] else 'unseen'}, n={r['n']})",
-         "detection_rate": r["detection_rate"]}
+        {
+            "generator": f"{name} ({'seen' if r['seen'] else 'unseen'}, n={r['n']})",
+            "detection_rate": r["detection_rate"],
+        }
         for name, r in generators.items()
-    ]  # fmt: skip
+    ]
     write_json(path, rows)
 
 
 def write_history_data(history: dict[str, Any], path: Path) -> None:
     """Test accuracy per class under each class's raw history, for a bar chart."""
     rows = [
-        {"condition": f"{name} pictures, {owner.removesuffix('_history')} history "
-                      f"({part['history']})", "accuracy": part[name]["accuracy"]}
+        {
+            "condition": f"{name} pictures, {owner.removesuffix('_history')} history "
+            f"({part['history']})",
+            "accuracy": part[name]["accuracy"],
+        }
         for owner, part in history.items()
         if owner.endswith("_history")
         for name in CLASS_NAMES
         if name in part
-    ]  # fmt: skip
+    ]
     write_json(path, rows)
 
 
@@ -81,9 +86,10 @@ def confusion_png(predictions: pd.DataFrame, path: Path) -> None:
     """Seaborn heatmap of the test confusion matrix, counts annotated."""
     test = predictions[predictions["split"] == "test"]
     table = pd.crosstab(
-        pd.Categorical(test["label"], CLASS_NAMES), pd.Categorical(test["predicted"], CLASS_NAMES),
+        pd.Categorical(test["label"], CLASS_NAMES),
+        pd.Categorical(test["predicted"], CLASS_NAMES),
         dropna=False,
-    )  # fmt: skip
+    )
     fig, ax = plt.subplots(figsize=(4, 3.4))
     sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
     ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
@@ -94,17 +100,28 @@ def transfer_png(transfer: dict[str, Any], path: Path, note: str = "") -> None:
     """Heatmap of the transfer matrix: rows the generators a head trained on, columns the
     share of each generator's unlearned pictures called AI and of each real source's."""
     matrix = pd.DataFrame(transfer.get("matrix", {})).T
-    fig, ax = plt.subplots(figsize=(1.1 * max(len(matrix.columns), 4) + 2,
-                                    0.45 * max(len(matrix), 4) + 1.5))  # fmt: skip
+    fig, ax = plt.subplots(
+        figsize=(1.1 * max(len(matrix.columns), 4) + 2, 0.45 * max(len(matrix), 4) + 1.5)
+    )
     if matrix.empty:
         ax.axis("off")
         ax.text(0.5, 0.5, note or "nothing to show", ha="center", va="center", wrap=True)
     else:
-        sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", vmin=0, vmax=1, cmap="rocket_r",
-                    cbar_kws={"label": "called AI"}, ax=ax)  # fmt: skip
-        ax.set(xlabel="pictures of (none learned from by that row; blank: none left to score)",
-               ylabel="trained on",
-               title="Leave-one-generator-out: share called AI")  # fmt: skip
+        sns.heatmap(
+            matrix.astype(float),
+            annot=True,
+            fmt=".2f",
+            vmin=0,
+            vmax=1,
+            cmap="rocket_r",
+            cbar_kws={"label": "called AI"},
+            ax=ax,
+        )
+        ax.set(
+            xlabel="pictures of (none learned from by that row; blank: none left to score)",
+            ylabel="trained on",
+            title="Leave-one-generator-out: share called AI",
+        )
         ax.tick_params(axis="x", labelrotation=45)
     save_figure(fig, path)
 

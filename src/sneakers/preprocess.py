@@ -197,15 +197,24 @@ class Recipe(BaseModel):
     resample_jitter: float
 
     def apply(self, data: bytes) -> bytes:
-        return standardize_bytes(data, self.size, self.fit, self.jpeg_quality, self.max_pixels,
-                                 self.resample, self.resample_jitter)  # fmt: skip
+        return standardize_bytes(
+            data,
+            self.size,
+            self.fit,
+            self.jpeg_quality,
+            self.max_pixels,
+            self.resample,
+            self.resample_jitter,
+        )
 
     def fitted(self, data: bytes) -> Image.Image:
         """Raw file bytes to the upright RGB picture at size x size, before resample and encode."""
-        return prepare(data, self.size, self.fit, self.max_pixels, self.resample,
-                       self.resample_jitter)  # fmt: skip
+        return prepare(
+            data, self.size, self.fit, self.max_pixels, self.resample, self.resample_jitter
+        )
 
     def finish(self, im: Image.Image, key: bytes) -> bytes:
         """A picture of any size through the rest of the recipe: fit, resample, encode."""
-        return finish(im, self.size, self.fit, self.jpeg_quality, self.resample,
-                      self.resample_jitter, key)  # fmt: skip
+        return finish(
+            im, self.size, self.fit, self.jpeg_quality, self.resample, self.resample_jitter, key
+        )

@@ -52,8 +52,9 @@ class ShardWriter:
         offset = self.file.tell()
         self.file.write(members)
         for meta, length in zip(metas, lengths, strict=True):
-            self.records.append({**meta, "shard": shard, "offset": offset + tarfile.BLOCKSIZE,
-                                 "length": length})  # fmt: skip
+            self.records.append(
+                {**meta, "shard": shard, "offset": offset + tarfile.BLOCKSIZE, "length": length}
+            )
             offset += tarfile.BLOCKSIZE + length + _padding(length)
 
     def close(self) -> None:

@@ -45,8 +45,9 @@ SPECTRUM_SAMPLE = 64  # pairs whose spectra the stage reports and draws
 def up_block(upsample: str, c_in: int, c_out: int) -> nn.Module:
     if upsample == "transposed":
         return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode=upsample),
-                         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))  # fmt: skip
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode=upsample), nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+    )
 
 
 class Autoencoder(nn.Module):
@@ -99,13 +100,15 @@ def fit_autoencoder(
     n, _, h, w = photos.shape
     p = min(settings.patch, h - h % model.multiple, w - w % model.multiple)
     tail: list[float] = []
-    for step in tqdm(range(settings.steps), desc="simulate: autoencoder", unit="step",
-                     leave=False, disable=None):  # fmt: skip
+    for step in tqdm(
+        range(settings.steps), desc="simulate: autoencoder", unit="step", leave=False, disable=None
+    ):
         picks = rng.integers(0, n, settings.batch_size)
         tops = rng.integers(0, h - p + 1, settings.batch_size)
         lefts = rng.integers(0, w - p + 1, settings.batch_size)
-        batch = torch.stack([photos[i, :, t : t + p, x : x + p]
-                             for i, t, x in zip(picks, tops, lefts, strict=True)])  # fmt: skip
+        batch = torch.stack(
+            [photos[i, :, t : t + p, x : x + p] for i, t, x in zip(picks, tops, lefts, strict=True)]
+        )
         loss = nn.functional.l1_loss(model(batch), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -196,13 +199,19 @@ def simulate(
             )
             scales = rng.choice(settings.scales, size=len(chosen))
             work = zip(chosen.to_dict("records"), raw, fitted, scales, strict=True)
-            for row, data, im, scale in tqdm(work, total=len(chosen), desc="simulate: fakes",
-                                             unit="image", disable=None):  # fmt: skip
+            for row, data, im, scale in tqdm(
+                work, total=len(chosen), desc="simulate: fakes", unit="image", disable=None
+            ):
                 fake = recipe.finish(reconstruct(model, im, float(scale)), data)
-                meta = {**{k: row[k] for k in META_COLUMNS}, "id": f"{row['id']}-sim",
-                        "label": "ai", "source": f"simulated-{settings.upsample}",
-                        "generator": GENERATOR,
-                        "parent": row["id"], "scale": float(scale)}  # fmt: skip
+                meta = {
+                    **{k: row[k] for k in META_COLUMNS},
+                    "id": f"{row['id']}-sim",
+                    "label": "ai",
+                    "source": f"simulated-{settings.upsample}",
+                    "generator": GENERATOR,
+                    "parent": row["id"],
+                    "scale": float(scale),
+                }
                 shards.add(tar_member(f"{meta['id']}.jpg", fake), [meta], [len(fake)])
                 if len(pairs) < SPECTRUM_SAMPLE:
                     photo = recipe.finish(im, data)  # its standardized bytes, without a re-decode

@@ -29,8 +29,17 @@ from sneakers.params import ArchiveLimits, DemoSource, KaggleSource, Source
 
 CHUNK = 1 << 20
 # What zipfile raises on a damaged archive or member: found by flipping bytes of test archives.
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError,
-              RuntimeError, NotImplementedError, struct.error)  # fmt: skip
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    struct.error,
+)
 # The compression methods zipfile unpacks (others raise NotImplementedError when opened).
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -70,8 +79,14 @@ def fetch_one(source: Source, dest: Path, seed: int, limits: ArchiveLimits) -> d
             f"({len(refused)} refused: {', '.join(reasons)}); check its path or archive"
         )
     print(f"fetch: {source.name}: {files} files ({len(refused)} refused) from {origin(source)}")
-    return {"name": source.name, "kind": source.kind, "origin": origin(source), "files": files,
-            "refused": refused, "renamed": renamed}  # fmt: skip
+    return {
+        "name": source.name,
+        "kind": source.kind,
+        "origin": origin(source),
+        "files": files,
+        "refused": refused,
+        "renamed": renamed,
+    }
 
 
 def origin(source: Source) -> str:
@@ -143,8 +158,13 @@ def copy_folder(src: Path, dest: Path) -> tuple[Refused, Refused]:
             continue
         copied.add(rel)
         if rel != original:
-            renamed.append({"path": rel, "detail": "renamed by fetch: its name is not valid "
-                            "UTF-8 (each such byte is written as \\xNN)"})  # fmt: skip
+            renamed.append(
+                {
+                    "path": rel,
+                    "detail": "renamed by fetch: its name is not valid "
+                    "UTF-8 (each such byte is written as \\xNN)",
+                }
+            )
     for err in unlisted:
         rel = safe_name(Path(err.filename).relative_to(root).as_posix())
         detail = f"folder could not be listed: {err.strerror}; its files were not fetched"
@@ -285,14 +305,20 @@ def plan_members(
         rel = PurePosixPath(name)
         verdict = check_member(member, rel)
         if not verdict and rel in taken:
-            verdict = {"reason": "duplicate_name", "detail": f"an earlier member named {rel} "
-                       "was unpacked; rename one and re-create the archive"}  # fmt: skip
+            verdict = {
+                "reason": "duplicate_name",
+                "detail": f"an earlier member named {rel} "
+                "was unpacked; rename one and re-create the archive",
+            }
         if not verdict:
             taken.add(rel)
         plan.append((member, rel, verdict))
     folders = {parent for rel in taken for parent in rel.parents}
-    clash = {"reason": "duplicate_name", "detail": "also the name of a folder of other members, "
-             "which were unpacked; rename one and re-create the archive"}  # fmt: skip
+    clash = {
+        "reason": "duplicate_name",
+        "detail": "also the name of a folder of other members, "
+        "which were unpacked; rename one and re-create the archive",
+    }
     plan.sort(key=lambda step: step[0].filename)  # stable: duplicates stay in archive order
     return [(m, rel, verdict or (clash if rel in folders else None)) for m, rel, verdict in plan]
 
@@ -343,8 +369,11 @@ def unpack(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> dict[s
 
 
 def _corrupt_member(err: BaseException) -> dict[str, str]:
-    return {"reason": "corrupt", "detail": f"damaged archive member ({type(err).__name__}: "
-            f"{err}); re-download or re-create the archive"}  # fmt: skip
+    return {
+        "reason": "corrupt",
+        "detail": f"damaged archive member ({type(err).__name__}: "
+        f"{err}); re-download or re-create the archive",
+    }
 
 
 def kaggle_download(handle: str) -> Path:

@@ -65,8 +65,16 @@ def fit_and_score(
     and each real source's test or held-out pictures."""
     learned = (~table["ai"] | table["generator"].isin(trained_on)).to_numpy()
     in_train = (table["split"] == "train").to_numpy()
-    fit_head_on(model, features[torch.from_numpy(in_train)], views, table[in_train],
-                learned[in_train], settings.head_c, settings.balance, seed)  # fmt: skip
+    fit_head_on(
+        model,
+        features[torch.from_numpy(in_train)],
+        views,
+        table[in_train],
+        learned[in_train],
+        settings.head_c,
+        settings.balance,
+        seed,
+    )
     with torch.no_grad():
         p_ai = torch.softmax(model.head(features).float(), 1)[:, 1].numpy()
     val = (table["split"] == "val").to_numpy() & learned
@@ -90,8 +98,11 @@ def fit_and_score(
     for source in sorted(set(table.loc[~table["ai"] & (table["split"] == EVAL), "source"])):
         reals[source] = (~table["ai"] & (table["source"] == source)).to_numpy()
     for name, mask in reals.items():
-        out[REAL + name] = {"n": int(mask.sum()), "detection_rate": float(called[mask].mean()),
-                            "roc_auc": None}  # fmt: skip
+        out[REAL + name] = {
+            "n": int(mask.sum()),
+            "detection_rate": float(called[mask].mean()),
+            "roc_auc": None,
+        }
     return out
 
 
@@ -125,9 +136,12 @@ def leave_one_out(
         "seconds": round(seconds, 1),
         "seconds_per_fit": round(seconds / len(fits), 2),
         "leave_one_out": held_out,
-        "matrix": {name: {col: r["detection_rate"] for col, r in fit.items()}
-                   for name, fit in fits.items()},
-        "roc_auc": {name: {col: r["roc_auc"] for col, r in fit.items() if r["roc_auc"] is not None}
-                    for name, fit in fits.items()},
+        "matrix": {
+            name: {col: r["detection_rate"] for col, r in fit.items()} for name, fit in fits.items()
+        },
+        "roc_auc": {
+            name: {col: r["roc_auc"] for col, r in fit.items() if r["roc_auc"] is not None}
+            for name, fit in fits.items()
+        },
         "n": {col: r["n"] for col, r in fits["all"].items()},
-    }  # fmt: skip
+    }
