@@ -32,9 +32,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sneakers import features
 from sneakers.data import add_simulated, load_splits
-from sneakers.features import FeatureStore, fill, frozen_backbone, trunk_id
+from sneakers.features import fill, trunk_and_store
 from sneakers.files import read_csv
-from sneakers.inference import resolve_device, resolve_precision
 from sneakers.params import load_params
 from sneakers.split import assign_splits
 from sneakers.transfer import REAL, leave_one_out
@@ -64,8 +63,8 @@ def seed_run(
 ) -> list[dict[str, Any]]:
     """Every recipe's transfer metrics for one seed's split."""
     params = load_params(repo / "params.yaml")
-    device = resolve_device("cpu")
-    precision = resolve_precision(params.runtime.precision, device)
+    runtime = params.runtime.model_copy(update={"device": "cpu"})
+    size = params.standardize.size
     index = read_csv(repo / "data/standardized/index.csv")
     with tempfile.TemporaryDirectory() as tmp:
         split_csv = Path(tmp) / "split.csv"
@@ -76,10 +75,9 @@ def seed_run(
     made = sorted(set(splits["train"].rows["generator"].dropna()) - {""})
     out = []
     for pool in dict.fromkeys(r["pool"] for r in recipes):  # the store holds every pooling
-        net = params.model.model_copy(update={"pool": pool})
-        model = frozen_backbone(net, params.standardize.size, device)
-        trunk = trunk_id(model, net.arch, device, precision)
-        store = FeatureStore(repo / "data/features", trunk)
+        model_settings = params.model.model_copy(update={"pool": pool})
+        folder = repo / "data/features"
+        model, store, device, precision = trunk_and_store(model_settings, runtime, size, folder)
         embedded = fill(model, store, splits, {}, params.augment, seed, device, precision, 64)
         store.save()
         print(f"seed {seed}, {pool}: {store.read} features read, {store.computed} computed")

@@ -52,8 +52,9 @@ def main() -> None:
     splits = load_splits(STANDARDIZED, SPLIT, SCORED)
     cache(splits)  # robustness and history perturb test images in memory
     histories = dominant_histories(read_csv(MANIFEST))
-    seed = params.seed
-    metrics, predictions, explained = evaluate(scorer, card, splits, seed, histories, network)
+    metrics, predictions, explained = evaluate(
+        scorer, card, splits, params.seed, histories, network
+    )
     if store is not None:
         print(
             f"evaluate: features of {store.read} pictures read from {store.folder}, "
@@ -79,11 +80,10 @@ def main() -> None:
     write_history_data(metrics["history"], PLOTS / "history.json")
     write_cross_source_data(metrics["cross_source"], PLOTS / "cross_source.json")
     write_generator_data(metrics["generators"], PLOTS / "generators.json")
-    figures = FIGURES
-    confusion_png(predictions, figures / "confusion.png")
-    samples_png(splits["test"], figures / "samples.png")
-    worst_png(splits["test"], predictions, figures / "worst.png")
-    heatmaps_png(explained, figures / "heatmaps.png")
+    confusion_png(predictions, FIGURES / "confusion.png")
+    samples_png(splits["test"], FIGURES / "samples.png")
+    worst_png(splits["test"], predictions, FIGURES / "worst.png")
+    heatmaps_png(explained, FIGURES / "heatmaps.png")
     test = metrics["test"]
     print(
         f"evaluate: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "

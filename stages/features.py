@@ -25,7 +25,9 @@ def main() -> None:
             "no frozen trunk, nothing to keep"
         )
         return
-    model, store, device, precision = trunk_and_store(params, FEATURES)
+    model, store, device, precision = trunk_and_store(
+        model_settings, runtime, params.standardize.size, FEATURES
+    )
     splits = load_splits(STANDARDIZED, SPLIT)
     splits["train"] = add_simulated(splits["train"], SIMULATED)
     cache(splits)

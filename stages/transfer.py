@@ -32,7 +32,9 @@ def main() -> None:
         transfer_png({}, FIGURE, note)
         print(f"transfer: skipped: {note}")
         return
-    model, store, device, precision = trunk_and_store(params, FEATURES)
+    model, store, device, precision = trunk_and_store(
+        model_settings, runtime, params.standardize.size, FEATURES
+    )
     splits = load_splits(STANDARDIZED, SPLIT)
     splits["train"] = add_simulated(splits["train"], SIMULATED)
     embedded = fill(

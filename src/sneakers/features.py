@@ -30,7 +30,7 @@ from sneakers.errors import SneakersError
 from sneakers.files import write_new
 from sneakers.inference import autocast, resolve_device, resolve_precision, to_input
 from sneakers.model import EfficientNetLite, build_model
-from sneakers.params import AugmentSettings, ModelSettings, Params
+from sneakers.params import AugmentSettings, ModelSettings, RuntimeSettings
 from sneakers.perturb import augment_batch
 
 
@@ -43,14 +43,14 @@ def frozen_backbone(
 
 
 def trunk_and_store(
-    params: Params, folder: Path
+    model_settings: ModelSettings, runtime: RuntimeSettings, image_size: int, folder: Path
 ) -> tuple[EfficientNetLite, FeatureStore, torch.device, str]:
     """The frozen trunk on the runtime's device, its store in folder, the device and the
     precision: what the features stage fills and the stages after it read."""
-    device = resolve_device(params.runtime.device)
-    precision = resolve_precision(params.runtime.precision, device)
-    model = frozen_backbone(params.model, params.standardize.size, device)
-    store = FeatureStore(folder, trunk_id(model, params.model.arch, device, precision))
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
+    model = frozen_backbone(model_settings, image_size, device)
+    store = FeatureStore(folder, trunk_id(model, model_settings.arch, device, precision))
     return model, store, device, precision
 
 

@@ -31,12 +31,11 @@ from sneakers import distributed
 from sneakers.artifact import Fitted, Trained
 from sneakers.data import CLASS_NAMES, Images, SplitData, batches, generator_masks, generators_in
 from sneakers.distributed import Ranks
-from sneakers.features import FeatureStore, fill, fit_head_on, frozen_backbone, trunk_id
+from sneakers.features import fill, fit_head_on, trunk_and_store
 from sneakers.inference import (
     Scorer,
     autocast,
     device_label,
-    resolve_device,
     resolve_precision,
     to_input,
 )
@@ -340,12 +339,11 @@ def train_head(
     features stage filled, then scikit-learn's logistic regression as the linear head. One
     process; validated, thresholded and recorded as `train` does, as one epoch."""
     seed_everything(seed)
-    device = resolve_device(runtime.device)
-    precision = resolve_precision(runtime.precision, device)
     train_data, val_data = splits["train"], splits["val"]
     image_size = int(train_data.images.shape[-1])
-    model = frozen_backbone(model_settings, image_size, device)
-    store = FeatureStore(features_dir, trunk_id(model, model_settings.arch, device, precision))
+    model, store, device, precision = trunk_and_store(
+        model_settings, runtime, image_size, features_dir
+    )
     started = time.perf_counter()
     embedded = fill(model, store, splits, {}, augment, seed, device, precision, runtime.batch_size)
     keep = generator_masks(splits, settings.generators)
